@@ -1,0 +1,1 @@
+"""xsup package."""

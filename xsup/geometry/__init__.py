@@ -1,0 +1,1 @@
+"""Geometry: rotations, cameras, alignment and triangulation (jnp, batched)."""
