@@ -55,13 +55,15 @@ def project(points: Array, focal: Array, center: Array,
   """Perspective projection of camera-frame `[..., J, 3]` -> pixels `[..., J, 2]`.
 
   With `radial`/`tangential` given, applies the Human3.6M distortion model
-  (as distributed with VideoPose3D):
-    u = x/z, r2 = |u|^2, d = 1 + k1 r2 + k2 r2^2 + k3 r2^3 + p1 u_y + p2 u_x,
+  (as distributed with VideoPose3D, whose 2D files were made with it):
+    u = clip(x/z, -1, 1), r2 = |u|^2,
+    d = 1 + k1 r2 + k2 r2^2 + k3 r2^3 + p1 u_x + p2 u_y,
     u' = u d + (p1, p2) r2,  pixel = f u' + c.
   Batch axes of the camera arrays broadcast against the points' batch axes.
   """
   uv = points[..., :2] / points[..., 2:3]
   if radial is not None or tangential is not None:
+    uv = jnp.clip(uv, -1.0, 1.0)
     r2 = jnp.sum(uv * uv, axis=-1, keepdims=True)
     dist = jnp.ones_like(r2)
     if radial is not None:
@@ -69,7 +71,7 @@ def project(points: Array, focal: Array, center: Array,
       dist = dist + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
     if tangential is not None:
       p = jnp.asarray(tangential)[..., None, :]
-      dist = dist + p[..., 0:1] * uv[..., 1:2] + p[..., 1:2] * uv[..., 0:1]
+      dist = dist + p[..., 0:1] * uv[..., 0:1] + p[..., 1:2] * uv[..., 1:2]
       uv = uv * dist + p * r2
     else:
       uv = uv * dist

@@ -1,0 +1,27 @@
+r"""Teacher on Human3.6M (VideoPose3D files), the paper's protocol.
+
+    python -m xsup.main --config configs/ites_teacher_h36m.py:gt \
+        --workdir /tmp/xsup/h36m_teacher \
+        --config.dataset.manual_dir=/path/to/videopose3d_data
+
+The argument picks the 2D keypoints: `gt` or `cpn_ft_h36m_dbb`. The manual
+directory holds `data_3d_h36m.npz` and `data_2d_h36m_<keypoints>.npz`.
+Schedule: SGD momentum 0.9, weight decay 5e-4, lr 1e-3 halved every 15
+epochs, batch 128, 50 epochs. Train S1,5,6,7,8; test S9,11.
+"""
+
+from xsup import config_defaults
+
+KEYPOINTS = ("gt", "cpn_ft_h36m_dbb")
+
+
+def get_config(arg: str = "gt"):
+  if arg not in KEYPOINTS:
+    raise ValueError(f"Unknown keypoints {arg!r}; known: {KEYPOINTS}")
+  c = config_defaults.lifting("teacher")
+  c.dataset.name = "h36m_lifting"
+  c.dataset.config = arg
+  c.dataset.train_split = "train"
+  c.dataset.eval_splits = ("test",)
+  c.log_every_steps = 500
+  return c

@@ -1,0 +1,247 @@
+"""Lifting method: networks, losses, the sharded step, resume, export, CLI."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from xsup import config_defaults
+from xsup import export
+from xsup.geometry import rotations
+from xsup.losses import lifting as losses
+from xsup.models import teacher as teacher_lib
+from xsup.train import lifting as lifting_train
+from xsup.train import loop
+
+KEY = jax.random.PRNGKey(0)
+
+
+def tiny_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict:
+  c = config_defaults.lifting(stage)
+  c.model.width = 32 if stage == "teacher" else c.model.width
+  if stage == "teacher":
+    c.model.num_layers = 1
+  else:
+    c.model.hidden = 16
+    c.model.num_blocks = 1
+  c.teacher_model.width = 32
+  c.teacher_model.num_layers = 1
+  c.batch_size = 16
+  c.total_steps = steps
+  c.log_every_steps = 2
+  c.checkpoint_every_steps = 2
+  c.eval_every_steps = 100
+  c.optimizer.decay_every_epochs = 1
+  c.loss.align_root_epochs = 1 if stage == "teacher" else 0
+  return c
+
+
+def make_mesh(num_devices: int):
+  c = ml_collections.ConfigDict({"num_devices": num_devices})
+  return loop.make_mesh(c)
+
+
+# Losses -----------------------------------------------------------------
+
+def test_projection_and_lift_are_inverse():
+  x = jax.random.normal(KEY, (3, 17, 3)) * 0.3
+  np.testing.assert_allclose(losses.lift(losses.project(x), x[..., 2:]), x,
+                             atol=1e-5)
+
+
+def test_mpjpe_loss_value_and_finite_gradient_at_zero():
+  a = jnp.zeros((1, 2, 3))
+  b = jnp.array([[[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]])
+  assert float(losses.mpjpe_loss(a, b)) == pytest.approx(2.5, rel=1e-5)
+  grad = jax.grad(losses.mpjpe_loss)(b, b)
+  assert np.all(np.isfinite(grad))
+
+
+def test_equivariance_cycle_targets_are_rotations_about_vertical():
+  shape = jax.random.normal(KEY, (2, 17, 3)) * 0.3
+  rotated_2d, rotated_3d = losses.equivariance_cycle(KEY, shape, 4)
+  assert rotated_3d.shape == (8, 17, 3)
+  np.testing.assert_allclose(rotated_2d, losses.project(rotated_3d),
+                             atol=1e-6)
+  # Rotation about y keeps the vertical coordinate and the bone lengths.
+  tiled = jnp.tile(shape, (4, 1, 1))
+  np.testing.assert_allclose(rotated_3d[..., 1], tiled[..., 1], atol=1e-5)
+  np.testing.assert_allclose(jnp.linalg.norm(rotated_3d, axis=-1),
+                             jnp.linalg.norm(tiled, axis=-1), atol=1e-5)
+
+
+def test_invariance_cycle_root_alignment_and_rigidity():
+  canonical = jax.random.normal(KEY, (2, 17, 3)) * 0.3 + 1.0
+  rotated_2d, target = losses.invariance_cycle(KEY, canonical, 4,
+                                               align_root=True)
+  np.testing.assert_allclose(target[:, 0], 0.0, atol=1e-6)
+  assert rotated_2d.shape == (8, 17, 2)
+  np.testing.assert_allclose(rotated_2d[:, 0], 0.0, atol=1e-6)
+
+
+# Teacher ----------------------------------------------------------------
+
+def test_teacher_outputs_a_rotation_of_the_canonical_shape():
+  model = teacher_lib.Teacher(width=32, num_layers=1)
+  x = jax.random.normal(KEY, (4, 17, 2)) * 0.1
+  variables = model.init(KEY, x, train=False)
+  out = model.apply(variables, x, train=False)
+  rot = out["rotation"]
+  np.testing.assert_allclose(rot @ jnp.swapaxes(rot, -1, -2),
+                             jnp.broadcast_to(jnp.eye(3), rot.shape),
+                             atol=1e-5)
+  np.testing.assert_allclose(out["camera"], out["canonical"] @ rot, atol=1e-5)
+  # The input is root-centred inside: a global 2D shift changes nothing.
+  shifted = model.apply(variables, x + 0.3, train=False)
+  np.testing.assert_allclose(shifted["camera"], out["camera"], atol=1e-5)
+  with pytest.raises(ValueError, match=r"\[B, 17, 2\]"):
+    model.apply(variables, jnp.zeros((2, 16, 2)), train=False)
+
+
+def test_teacher_bn_scale_init_is_uniform_and_heads_are_small():
+  model = teacher_lib.Teacher(width=64, num_layers=1)
+  variables = model.init(KEY, jnp.zeros((2, 17, 2)), train=False)
+  scales = [v for k, v in jax.tree_util.tree_leaves_with_path(
+      variables["params"]) if "BatchNorm" in jax.tree_util.keystr(k)
+            and "scale" in jax.tree_util.keystr(k)]
+  assert scales and all(0.0 <= float(s.min()) and float(s.max()) <= 1.0
+                        for s in scales)
+  alpha = variables["params"]["trunk"]["alpha"]["kernel"]
+  assert float(jnp.std(alpha)) < 0.02
+
+
+# Steps: sharding, resume, NaN guard ---------------------------------------
+
+def _run_steps(task, num_steps):
+  state = jax.jit(task.init_state)(jax.random.PRNGKey(1))
+  step = jax.jit(lambda s, b, k, e: task.train_step(s, b, k, **e))
+  from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
+  batches = task.train_batches(0)
+  for i in range(num_steps):
+    batch = pipeline.shard_batch(next(batches), task.mesh)
+    state, metrics = step(state, batch, jax.random.fold_in(KEY, i),
+                          task.step_extras())
+  return state, metrics
+
+
+def test_teacher_step_on_8_devices_equals_1_device(lifting_arrays):
+  assert jax.device_count() == 8
+  train, _ = lifting_arrays
+  results = []
+  for n in (1, 8):
+    task = lifting_train.LiftingTask(tiny_config("teacher"), make_mesh(n),
+                                     train_data=train)
+    state, metrics = _run_steps(task, 2)
+    assert np.isfinite(float(metrics["loss"]))
+    results.append(jax.device_get(state))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4,
+                                                       atol=2e-5),
+               results[0].params, results[1].params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4,
+                                                       atol=2e-5),
+               results[0].batch_stats, results[1].batch_stats)
+
+
+def test_batch_not_divisible_by_devices_is_rejected():
+  with pytest.raises(ValueError, match="divisible by the 8 devices"):
+    loop.check_batch_size(12, make_mesh(8))
+
+
+def _train(config, workdir, train, test, crash_after=None):
+  task = lifting_train.LiftingTask(config, train_data=train,
+                                   eval_data={"test": test})
+  if crash_after is not None:
+    original = task.train_batches
+
+    def crashing(start):
+      for i, batch in enumerate(original(start)):
+        if start + i >= crash_after:
+          raise KeyboardInterrupt("simulated crash")
+        yield batch
+    task.train_batches = crashing
+  return loop.train_and_evaluate(task, config, workdir)
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path,
+                                                      lifting_arrays):
+  train, test = lifting_arrays
+  config = tiny_config("teacher", steps=4)
+  full = _train(config, str(tmp_path / "full"), train, test)
+  with pytest.raises(KeyboardInterrupt):
+    _train(config, str(tmp_path / "crash"), train, test, crash_after=3)
+  # A checkpoint at step 2 survived the crash at step 3.
+  assert sorted(os.listdir(tmp_path / "crash" / "checkpoints")) == ["2"]
+  resumed = _train(config, str(tmp_path / "crash"), train, test)
+  assert int(resumed.step) == 4
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                       atol=1e-7),
+               jax.device_get(full.params), jax.device_get(resumed.params))
+  records = [json.loads(l) for l in open(tmp_path / "full" /
+                                         "metrics.jsonl")]
+  assert any("train/loss" in r for r in records)
+  assert any("eval/test/p_mpjpe" in r for r in records)
+  evaluation = json.load(open(tmp_path / "full" / "eval" /
+                              "test_metrics.json"))
+  for key in ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjpe_flip", "n_mpjpe_flip",
+              "p_mpjpe_flip", "per_action", "num_samples"):
+    assert key in evaluation
+  assert evaluation["num_samples"] == len(test["pose_3d"])
+
+
+def test_non_finite_loss_stops_before_saving(tmp_path, lifting_arrays):
+  train, test = lifting_arrays
+  bad = dict(train)
+  bad["keypoints_2d"] = train["keypoints_2d"].copy()
+  bad["keypoints_2d"][:, 3] = np.nan
+  config = tiny_config("teacher", steps=4)
+  with pytest.raises(FloatingPointError, match="Non-finite"):
+    _train(config, str(tmp_path / "nan"), bad, test)
+  assert not os.listdir(tmp_path / "nan" / "checkpoints")
+
+
+def test_student_trains_against_frozen_teacher_and_exports(tmp_path,
+                                                           lifting_arrays):
+  train, test = lifting_arrays
+  teacher_dir = str(tmp_path / "teacher")
+  _train(tiny_config("teacher", steps=2), teacher_dir, train, test)
+  config = tiny_config("student", steps=2)
+  config.teacher_checkpoint = teacher_dir
+  task = lifting_train.LiftingTask(config, train_data=train,
+                                   eval_data={"test": test})
+  teacher_before = jax.device_get(task.teacher[1])
+  state = loop.train_and_evaluate(task, config, str(tmp_path / "student"))
+  # The teacher is frozen: its variables are unchanged by student training.
+  jax.tree.map(np.testing.assert_array_equal, teacher_before,
+               jax.device_get(task.teacher[1]))
+  # Export round trip: the rebuilt model predicts what the trained one does.
+  name, kwargs, variables = task.export_spec(state)
+  directory = export.save(str(tmp_path / "export"), name, kwargs, variables)
+  model, loaded = export.load_model(directory)
+  x = jnp.asarray(test["keypoints_2d"][:8])
+  np.testing.assert_allclose(
+      model.apply(loaded, x, train=False),
+      task.model.apply(jax.device_get(variables), x, train=False), atol=1e-6)
+
+
+def test_student_with_mismatched_teacher_checkpoint_fails_clearly(
+    tmp_path, lifting_arrays):
+  train, test = lifting_arrays
+  teacher_dir = str(tmp_path / "teacher")
+  _train(tiny_config("teacher", steps=2), teacher_dir, train, test)
+  config = tiny_config("student")
+  config.teacher_checkpoint = teacher_dir
+  config.teacher_model.width = 64
+  task = lifting_train.LiftingTask(config, train_data=train)
+  with pytest.raises(ValueError, match="does not match"):
+    _ = task.teacher
+
+
+def test_export_rejects_missing_files(tmp_path):
+  with pytest.raises(FileNotFoundError, match="model.json"):
+    export.load_model(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="No exported parameters"):
+    export.load_variables(str(tmp_path / "params.npz"))

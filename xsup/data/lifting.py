@@ -1,0 +1,66 @@
+"""Lifting inputs from any lifting builder (shared feature schema).
+
+Every lifting builder (`synthetic_lifting`, `h36m_lifting`,
+`cmu_mocap_lifting`) yields `keypoints_2d` [17, 2] px, `keypoints_3d`
+[17, 3] camera-frame metres, `focal` [2], `center` [2], `subject`, `action`,
+`camera`, `frame`. This module turns a loaded split into model inputs:
+normalised 2D (ITES normalisation) and root-relative 3D in millimetres.
+"""
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from xsup.data import pipeline
+from xsup.geometry import camera
+
+REQUIRED = ("keypoints_2d", "keypoints_3d", "focal")
+
+
+def prepare(raw: pipeline.Batch, source: str = "dataset",
+            scale: Optional[float] = None) -> pipeline.Batch:
+  """Normalises a raw lifting split.
+
+  Args:
+    raw: arrays of a lifting builder split.
+    source: name used in error messages.
+    scale: reuse a 2D normalisation scale; by default each split computes
+      its own from its 2D keypoints alone (no 3D is used).
+  Returns:
+    `keypoints_2d` `[N, 17, 2]` normalised, `pose_3d` `[N, 17, 3]`
+    root-relative mm, plus the metadata fields (`action`, `subject`, ...)
+    and the scalar-per-split `norm_scale` `[N]`.
+  """
+  for key in REQUIRED:
+    if key not in raw:
+      raise ValueError(f"{source}: missing feature {key!r}; lifting builders "
+                       f"must provide {REQUIRED}")
+  kp2d = np.asarray(raw["keypoints_2d"], np.float32)
+  kp3d = np.asarray(raw["keypoints_3d"], np.float32)
+  if kp2d.ndim != 3 or kp2d.shape[-1] != 2:
+    raise ValueError(f"{source}: keypoints_2d must be [N, J, 2], got "
+                     f"{kp2d.shape}")
+  if kp3d.shape[:2] != kp2d.shape[:2] or kp3d.shape[-1] != 3:
+    raise ValueError(f"{source}: keypoints_3d must be [N, J, 3] matching "
+                     f"keypoints_2d {kp2d.shape}, got {kp3d.shape}")
+  if not (np.all(np.isfinite(kp2d)) and np.all(np.isfinite(kp3d))):
+    raise ValueError(f"{source}: non-finite keypoints")
+  norm2d, scale = camera.normalize_2d_lifting(kp2d, raw["focal"], scale=scale)
+  out: Dict[str, np.ndarray] = {
+      "keypoints_2d": norm2d,
+      "pose_3d": ((kp3d - kp3d[:, :1]) * 1000.0).astype(np.float32),
+      "norm_scale": np.full((len(kp2d),), scale, np.float32),
+  }
+  for key in ("subject", "action", "camera", "frame"):
+    if key in raw:
+      out[key] = raw[key]
+  return out
+
+
+def load(dataset_config, split: str) -> pipeline.Batch:
+  """Loads and prepares `split` of the builder named in `dataset_config`."""
+  raw = pipeline.load_split(dataset_config.name, split,
+                            builder_config=dataset_config.get("config"),
+                            data_dir=dataset_config.get("data_dir"),
+                            manual_dir=dataset_config.get("manual_dir"))
+  return prepare(raw, source=f"{dataset_config.name}[{split}]")

@@ -1,0 +1,77 @@
+"""Parameters -> a flat `.npz` and back, with the model rebuilt from it.
+
+`--mode export` writes `<workdir>/export/params.npz` (flat names such as
+`params/trunk/Dense_0/kernel` -> numpy arrays) and
+`<workdir>/export/model.json` (`{"model": name, "kwargs": {...}}`).
+
+Loading for deployment needs neither the config nor orbax:
+
+    model, variables = xsup.export.load_model("workdir/export")
+    pose_3d = model.apply(variables, keypoints_2d, train=False)
+"""
+
+import importlib
+import json
+import os
+from typing import Any, Dict, Tuple
+
+import flax
+import jax
+import numpy as np
+
+# Model name -> (module, class) for rebuilding exported models.
+MODELS = {
+    "teacher": ("xsup.models.teacher", "Teacher"),
+    "student": ("xsup.models.student", "Student"),
+    "detector": ("xsup.models.detector", "IntegralDetector"),
+}
+
+PARAMS_FILE = "params.npz"
+MODEL_FILE = "model.json"
+
+
+def flatten(variables: Dict[str, Any]) -> Dict[str, np.ndarray]:
+  """Nested variables -> `{"a/b/c": array}` on the host."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(variables), sep="/")
+  return {k: np.asarray(v) for k, v in flat.items()}
+
+
+def unflatten(flat: Dict[str, np.ndarray]) -> Dict[str, Any]:
+  return flax.traverse_util.unflatten_dict(dict(flat), sep="/")
+
+
+def save(directory: str, model_name: str, model_kwargs: Dict[str, Any],
+         variables: Dict[str, Any]) -> str:
+  """Writes `params.npz` and `model.json` into `directory`; returns it."""
+  if model_name not in MODELS:
+    raise ValueError(f"Unknown model {model_name!r}; known: {sorted(MODELS)}")
+  os.makedirs(directory, exist_ok=True)
+  np.savez(os.path.join(directory, PARAMS_FILE), **flatten(variables))
+  with open(os.path.join(directory, MODEL_FILE), "w") as f:
+    json.dump({"model": model_name, "kwargs": model_kwargs}, f, indent=2)
+  return directory
+
+
+def load_variables(path: str) -> Dict[str, Any]:
+  """Reads a `params.npz` (or a directory holding one) into nested variables."""
+  if os.path.isdir(path):
+    path = os.path.join(path, PARAMS_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No exported parameters at {path!r}")
+  with np.load(path) as data:
+    return unflatten({k: data[k] for k in data.files})
+
+
+def load_model(directory: str) -> Tuple[Any, Dict[str, Any]]:
+  """Rebuilds `(flax module, variables)` from an export directory."""
+  spec_path = os.path.join(directory, MODEL_FILE)
+  if not os.path.exists(spec_path):
+    raise FileNotFoundError(f"No {MODEL_FILE} in {directory!r}")
+  with open(spec_path) as f:
+    spec = json.load(f)
+  if spec.get("model") not in MODELS:
+    raise ValueError(f"{spec_path}: field 'model' is {spec.get('model')!r}; "
+                     f"expected one of {sorted(MODELS)}")
+  module_name, cls_name = MODELS[spec["model"]]
+  cls = getattr(importlib.import_module(module_name), cls_name)
+  return cls(**spec.get("kwargs", {})), load_variables(directory)

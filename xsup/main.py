@@ -1,0 +1,100 @@
+r"""Command line: train, fine-tune, evaluate and export.
+
+    python -m xsup.main --config configs/ites_teacher_synthetic.py \
+        --workdir /tmp/teacher [--mode train|finetune|eval|export] \
+        [--config.batch_size=64 ...]
+
+`config.trainer` names the method module in `xsup/train/` (see TRAINERS);
+each provides `get_task(config)`. Outputs under `--workdir`:
+`checkpoints/` (orbax), TensorBoard events, `metrics.jsonl`,
+`eval/<split>_metrics.json` and, with `--mode export`, `export/`.
+"""
+
+import importlib
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+
+config_flags.DEFINE_config_file("config", None, "Training configuration.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
+flags.DEFINE_enum("mode", "train", ["train", "finetune", "eval", "export"],
+                  "What to do.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+# Trainer name -> module in xsup/train providing `get_task(config)`.
+TRAINERS = {
+    "lifting": "xsup.train.lifting",
+    "xsup": "xsup.train.xsup",
+}
+
+
+def get_task(config):
+  if config.trainer not in TRAINERS:
+    raise ValueError(f"Unknown trainer {config.trainer!r}; known: "
+                     f"{sorted(TRAINERS)}")
+  return importlib.import_module(TRAINERS[config.trainer]).get_task(config)
+
+
+def initialize_distributed() -> None:
+  """Joins a multi-host job when one is configured; no-op on one host."""
+  try:
+    jax.distributed.initialize()
+  except (ValueError, RuntimeError) as e:
+    logging.info("Single-process run (jax.distributed not initialised: %s)",
+                 e)
+
+
+def hide_gpus_from_tensorflow() -> None:
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.set_visible_devices([], "GPU")
+  except ImportError:
+    pass
+
+
+def execute(config, workdir: str, mode: str):
+  """Runs `mode` for `config` in `workdir`; returns the mode's result."""
+  from xsup import export  # pylint: disable=g-import-not-at-top
+  from xsup.train import loop  # pylint: disable=g-import-not-at-top
+  task = get_task(config)
+  if mode == "finetune" and not config.get("init_checkpoint"):
+    raise ValueError("--mode finetune needs --config.init_checkpoint=<dir> "
+                     "(a workdir or checkpoint of the previous stage)")
+  if mode in ("train", "finetune"):
+    return loop.train_and_evaluate(task, config, workdir)
+  if mode == "eval":
+    return loop.evaluate_only(task, config, workdir)
+  if mode == "export":
+    state, step = loop.restore_latest(task, config, workdir)
+    name, kwargs, variables = task.export_spec(state)
+    directory = export.save(os.path.join(workdir, "export"), name, kwargs,
+                            variables)
+    logging.info("Exported step %d to %s", step, directory)
+    return directory
+  raise ValueError(f"Unknown mode {mode!r}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  hide_gpus_from_tensorflow()
+  initialize_distributed()
+  logging.info("JAX process %d / %d, local devices %d, global devices %d",
+               jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+  execute(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,168 @@
+"""Pose metrics: MPJPE, N-MPJPE, P-MPJPE, PCK/AUC, the depth-flip protocol.
+
+Every per-sample function takes `pred`, `target` `[N, J, 3]` (any unit; xsup
+reports millimetres) and returns per-sample errors `[N]`, so results can be
+aggregated per action. `summarize` builds the dictionary written to
+`eval/<split>_metrics.json`.
+
+The alignment steps reuse `xsup.geometry.alignment` (one Procrustes in the
+package).
+"""
+
+from typing import Dict, Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from xsup.geometry import alignment
+
+H36M_ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning",
+                "Posing", "Purchases", "Sitting", "SittingDown", "Smoking",
+                "TakingPhoto", "Waiting", "Walking", "WalkDog", "WalkTogether")
+
+
+def _check(pred, target):
+  pred = np.asarray(pred, np.float64)
+  target = np.asarray(target, np.float64)
+  if pred.shape != target.shape or pred.ndim != 3:
+    raise ValueError(f"metrics: pred and target must both be [N, J, C]; got "
+                     f"{pred.shape} and {target.shape}")
+  return pred, target
+
+
+def joint_errors(pred, target) -> np.ndarray:
+  """Euclidean error per joint `[N, J]`."""
+  pred, target = _check(pred, target)
+  return np.linalg.norm(pred - target, axis=-1)
+
+
+def mpjpe(pred, target, root: Optional[int] = 0) -> np.ndarray:
+  """Mean per-joint error `[N]` after root alignment (root=None: none)."""
+  pred, target = _check(pred, target)
+  if root is not None:
+    pred = pred - pred[:, root:root + 1]
+    target = target - target[:, root:root + 1]
+  return joint_errors(pred, target).mean(-1)
+
+
+def n_mpjpe(pred, target, root: int = 0) -> np.ndarray:
+  """MPJPE `[N]` after root alignment and optimal scale <p,t>/<p,p>."""
+  pred, target = _check(pred, target)
+  pred = pred - pred[:, root:root + 1]
+  target = target - target[:, root:root + 1]
+  scaled = np.asarray(alignment.scale_align(pred, target))
+  return joint_errors(scaled, target).mean(-1)
+
+
+def p_mpjpe(pred, target) -> np.ndarray:
+  """MPJPE `[N]` after similarity Procrustes (scale, proper rotation, shift)."""
+  pred, target = _check(pred, target)
+  aligned = np.asarray(alignment.procrustes_align(
+      jnp.asarray(pred), jnp.asarray(target)), np.float64)
+  return joint_errors(aligned, target).mean(-1)
+
+
+def flip_depth(pred, root: int = 0) -> np.ndarray:
+  """Mirrors root-relative `[N, J, 3]` poses in depth (negates z about root)."""
+  pred = np.asarray(pred, np.float64)
+  rel = pred - pred[:, root:root + 1]
+  rel = rel * np.array([1.0, 1.0, -1.0])
+  return rel + pred[:, root:root + 1]
+
+
+def calibrate_scale(pred, target, root: int = 0) -> np.ndarray:
+  """Root-aligned `pred` rescaled by its Procrustes scale onto `target`."""
+  pred, target = _check(pred, target)
+  pred = pred - pred[:, root:root + 1]
+  target = target - target[:, root:root + 1]
+  return np.asarray(alignment.procrustes_scale(jnp.asarray(pred),
+                                               jnp.asarray(target)), np.float64)
+
+
+def flip_tolerant(metric, pred, target, root: int = 0) -> np.ndarray:
+  """min(metric(pred), metric(pred mirrored in depth)) per sample `[N]`.
+
+  The depth-flip protocol: a monocular lifter without 3D labels cannot tell
+  a pose from its depth mirror image, so the better of the two counts.
+  """
+  return np.minimum(metric(pred, target),
+                    metric(flip_depth(pred, root), target))
+
+
+def pck(pred, target, threshold: float = 150.0,
+        joints: Optional[Sequence[int]] = None) -> float:
+  """Fraction of joints within `threshold` (same unit as inputs), 0..1."""
+  err = joint_errors(pred, target)
+  if joints is not None:
+    err = err[:, list(joints)]
+  return float(np.mean(err <= threshold))
+
+
+def auc(pred, target, max_threshold: float = 150.0, step: float = 5.0,
+        joints: Optional[Sequence[int]] = None) -> float:
+  """Mean PCK over thresholds 0, step, ..., max_threshold (0..1)."""
+  err = joint_errors(pred, target)
+  if joints is not None:
+    err = err[:, list(joints)]
+  thresholds = np.arange(0.0, max_threshold + step / 2, step)
+  return float(np.mean([np.mean(err <= t) for t in thresholds]))
+
+
+def pose_errors(pred, target, root: int = 0,
+                calibrate: bool = False) -> Dict[str, np.ndarray]:
+  """Per-sample errors `[N]` of both protocols.
+
+  Keys: `mpjpe`, `n_mpjpe`, `p_mpjpe` (plain) and `mpjpe_flip`,
+  `n_mpjpe_flip`, `p_mpjpe_flip` (depth-flip tolerant: the better of the
+  prediction and its depth mirror image, per sample).
+
+  Args:
+    pred: `[N, J, 3]` predictions.
+    target: `[N, J, 3]` ground truth (mm).
+    root: root joint for root alignment.
+    calibrate: rescale each prediction by its Procrustes scale before
+      `mpjpe` ("calibrate by scale"). Lifting predictions live in normalised
+      units without a metric scale, so the lifting protocol sets this; N- and
+      P-MPJPE are scale-aligned anyway.
+  """
+  if calibrate:
+    base_mpjpe = lambda p, t: mpjpe(calibrate_scale(p, t, root), t, root)
+  else:
+    base_mpjpe = lambda p, t: mpjpe(p, t, root)
+  base_n_mpjpe = lambda p, t: n_mpjpe(p, t, root)
+  return {
+      "mpjpe": base_mpjpe(pred, target),
+      "n_mpjpe": base_n_mpjpe(pred, target),
+      "p_mpjpe": p_mpjpe(pred, target),
+      "mpjpe_flip": flip_tolerant(base_mpjpe, pred, target, root),
+      "n_mpjpe_flip": flip_tolerant(base_n_mpjpe, pred, target, root),
+      "p_mpjpe_flip": flip_tolerant(p_mpjpe, pred, target, root),
+  }
+
+
+def summarize(errors: Dict[str, np.ndarray],
+              actions: Optional[Sequence[str]] = None) -> Dict[str, object]:
+  """Averages per-sample errors; adds a per-action table when actions exist.
+
+  Args:
+    errors: name -> `[N]` per-sample errors.
+    actions: `[N]` action name per sample, or None.
+  Returns:
+    `{name: mean, ..., "num_samples": N, "per_action": {action: {name: mean},
+    "average": {name: mean over actions}}}` (`per_action` only with actions).
+  """
+  num = len(next(iter(errors.values())))
+  out: Dict[str, object] = {k: float(np.mean(v)) for k, v in errors.items()}
+  out["num_samples"] = int(num)
+  if actions is not None and len(actions):
+    actions = np.asarray([a.decode() if isinstance(a, bytes) else str(a)
+                          for a in actions])
+    table = {}
+    for act in sorted(set(actions.tolist())):
+      sel = actions == act
+      table[act] = {k: float(np.mean(v[sel])) for k, v in errors.items()}
+      table[act]["num_samples"] = int(sel.sum())
+    table["average"] = {k: float(np.mean([table[a][k] for a in table]))
+                        for k in errors}
+    out["per_action"] = table
+  return out

@@ -1,0 +1,135 @@
+"""The X-as-Supervision keypoint detector: ResNet + deconv head + integral.
+
+Image `[B, H, W, 3]` in [0, 1] -> ImageNet normalisation (mean
+(0.485, 0.456, 0.406), std (0.229, 0.224, 0.225), what torchvision's
+pretrained weights expect) -> ResNet features `[B, H/32, W/32, C]` ->
+`head_layers` x [ConvTranspose 4x4 stride 2, `head_filters`, no bias,
+BatchNorm, ReLU] -> 1x1 conv (with bias) to `num_joints * depth_dim`
+channels at `[B, H/4, W/4]` (for 3 head layers) -> per-joint 3D heatmap logits
+`[B, J, D, H/4, W/4]` (channel c = j * D + d) -> `integral.py` (soft-argmax x,
+y and `num_hypo` depth hypotheses).
+
+The transposed convolutions compute exactly torch's
+`ConvTranspose2d(k=4, stride=2, padding=1)` (output = 2 x input); their flax
+kernels `[4, 4, out, in]` are torch's `[in, out, 4, 4]` weights transposed by
+(2, 3, 1, 0). Initialisation follows the published head: Kaiming normal
+(fan-out) kernels, zero biases, BatchNorm scale 1 / bias 0.
+
+Pretrained backbone weights: `xsup.models.pretrained.load_torchvision_resnet`
+finds the backbone under params["backbone"] / batch_stats["backbone"].
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from xsup.models import integral
+from xsup.models import resnet
+
+Dtype = Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class DeconvHead(nn.Module):
+  """Upsampling head: deconv/BN/ReLU layers then a 1x1 conv.
+
+  Attributes:
+    out_channels: channels of the final 1x1 conv.
+    num_filters: channels of each transposed conv.
+    num_layers: number of x2 upsampling layers.
+    dtype: compute dtype.
+  """
+  out_channels: int
+  num_filters: int = 256
+  num_layers: int = 3
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """`[B, h, w, C]` -> `[B, h * 2**num_layers, w * 2**num_layers, out]`."""
+    for i in range(self.num_layers):
+      x = nn.ConvTranspose(
+          self.num_filters, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+          transpose_kernel=True, use_bias=False, dtype=self.dtype,
+          param_dtype=jnp.float32, kernel_init=resnet.conv_init,
+          name=f"deconv{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train,
+                       momentum=resnet.BN_MOMENTUM, epsilon=resnet.BN_EPSILON,
+                       dtype=self.dtype, param_dtype=jnp.float32,
+                       name=f"deconv{i}_bn")(x)
+      x = nn.relu(x)
+    return nn.Conv(self.out_channels, (1, 1), use_bias=True, dtype=self.dtype,
+                   param_dtype=jnp.float32, kernel_init=resnet.conv_init,
+                   bias_init=nn.initializers.zeros, name="final")(x)
+
+
+class IntegralDetector(nn.Module):
+  """Multi-hypothesis integral 3D keypoint detector.
+
+  Attributes:
+    resnet_depth: 18, 34, 50, 101 or 152.
+    num_joints: J (18 for the H36M-18 layout).
+    depth_dim: D, depth bins of the heatmap volume.
+    num_hypo: K depth hypotheses (1 = plain integral regression).
+    neighbor_size: odd window (depth bins) of each hypothesis' expectation.
+    head_filters: channels of the deconv layers.
+    head_layers: number of x2 deconv layers (3 -> heatmaps at input / 4).
+    dtype: compute dtype of backbone and head (e.g. `jnp.bfloat16`);
+      parameters and the integral step stay float32.
+  """
+  resnet_depth: int = 50
+  num_joints: int = 18
+  depth_dim: int = 64
+  num_hypo: int = 3
+  neighbor_size: int = 15
+  head_filters: int = 256
+  head_layers: int = 3
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool) -> Dict[str, jax.Array]:
+    """Predicts joints from person-centred patches.
+
+    Args:
+      images: `[B, H, W, 3]` RGB in [0, 1]; H and W multiples of 32.
+      train: BatchNorm mode (True: batch statistics, apply with
+        `mutable=['batch_stats']`).
+
+    Returns:
+      A dict with
+        "joints": `[B, K, J, 3]` float32 normalised patch coordinates
+          (x, y, z) in [-1, 1]; x = column / W_h * 2 - 1 on the heatmap grid
+          (W_h = heatmap width), z = bin / D * 2 - 1; hypothesis 0 is the
+          most probable depth.
+        "depth_marginals": `[B, J, D]` float32 p(z).
+        "heatmaps": `[B, J, D, H_h, W_h]` float32 logits, H_h = H / 4 for
+          3 head layers.
+    """
+    if images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"detector.py: expected images [B, H, W, 3], got "
+                       f"shape {images.shape}.")
+    _, height, width, _ = images.shape
+    if height % 32 or width % 32:
+      raise ValueError(f"detector.py: image height and width must be "
+                       f"multiples of 32, got {height}x{width}.")
+    mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
+    std = jnp.asarray(IMAGENET_STD, jnp.float32)
+    x = (images.astype(jnp.float32) - mean) / std
+    x = resnet.ResNet(self.resnet_depth, dtype=self.dtype,
+                      name="backbone")(x, train)
+    x = DeconvHead(self.num_joints * self.depth_dim, self.head_filters,
+                   self.head_layers, dtype=self.dtype, name="head")(x, train)
+    b, h, w, _ = x.shape
+    heatmaps = x.astype(jnp.float32).reshape(b, h, w, self.num_joints,
+                                             self.depth_dim)
+    heatmaps = jnp.transpose(heatmaps, (0, 3, 4, 1, 2))  # [B, J, D, h, w]
+    out = integral.integral_multi_hypothesis(
+        heatmaps, num_hypo=self.num_hypo, neighbor_size=self.neighbor_size)
+    return {"joints": out.joints, "depth_marginals": out.depth_marginals,
+            "heatmaps": heatmaps}

@@ -1,0 +1,292 @@
+"""Lifting method: teacher and student training steps, evaluation, export.
+
+`config.stage` picks the network:
+  * `teacher`: loss = w * reprojection + invariance cycle (SPEC.md 2).
+  * `student`: loss = w * distillation (frozen teacher depth) +
+    equivariance cycle. The teacher comes from `config.teacher_checkpoint`
+    (a teacher workdir or checkpoint directory) and enters the step as a
+    separate, never donated argument.
+"""
+
+import functools
+from typing import Any, Dict, Iterator, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from xsup import metrics as metrics_lib
+from xsup.data import lifting as lifting_data
+from xsup.data import pipeline
+from xsup.losses import lifting as losses
+from xsup.models import student as student_lib
+from xsup.models import teacher as teacher_lib
+from xsup.train import loop
+from xsup.train import state as state_lib
+
+STAGES = ("teacher", "student")
+
+
+def build_teacher(model_config: ml_collections.ConfigDict
+                  ) -> teacher_lib.Teacher:
+  return teacher_lib.Teacher(**teacher_kwargs(model_config))
+
+
+def teacher_kwargs(model_config) -> Dict[str, Any]:
+  return dict(num_joints=17, width=model_config.width,
+              num_layers=model_config.num_layers,
+              dict_size=model_config.dict_size)
+
+
+def student_kwargs(model_config) -> Dict[str, Any]:
+  return dict(hidden=model_config.hidden, num_blocks=model_config.num_blocks,
+              reference_pooling=model_config.get("reference_pooling", False))
+
+
+def make_optimizer(opt_config: ml_collections.ConfigDict,
+                   steps_per_epoch: int) -> optax.GradientTransformation:
+  """SGD with momentum and L2 weight decay, lr halved every N epochs."""
+  schedule = optax.exponential_decay(
+      opt_config.learning_rate,
+      transition_steps=max(1, opt_config.decay_every_epochs * steps_per_epoch),
+      decay_rate=opt_config.decay_factor, staircase=True)
+  if opt_config.name == "sgd":
+    return optax.chain(optax.add_decayed_weights(opt_config.weight_decay),
+                       optax.sgd(schedule, momentum=opt_config.momentum))
+  if opt_config.name == "adam":
+    return optax.chain(optax.add_decayed_weights(opt_config.weight_decay),
+                       optax.adam(schedule))
+  raise ValueError(f"Unknown optimizer {opt_config.name!r}; known: sgd, adam")
+
+
+def predict_3d(stage: str, model, variables, keypoints_2d: jax.Array
+               ) -> jax.Array:
+  """Pure inference: normalised 2D `[B, 17, 2]` -> 3D `[B, 17, 3]` (units)."""
+  if stage == "teacher":
+    out = model.apply(variables, keypoints_2d, train=False)
+    shape = out["camera"]
+  else:
+    depth = model.apply(variables, keypoints_2d, train=False)
+    shape = losses.lift(keypoints_2d, depth)
+  return shape - shape[:, :1]
+
+
+class LiftingTask(loop.Task):
+  """Teacher or student training on any lifting builder."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh=None,
+               train_data: pipeline.Batch = None,
+               eval_data: Dict[str, pipeline.Batch] = None):
+    """Args: config; mesh (default: all devices); prepared arrays to use
+    instead of loading `config.dataset` (train split / split -> arrays)."""
+    if config.stage not in STAGES:
+      raise ValueError(f"config.stage={config.stage!r}; expected one of "
+                       f"{STAGES}")
+    self.config = config
+    self.mesh = mesh if mesh is not None else loop.make_mesh(config)
+    self.stage = config.stage
+    if self.stage == "teacher":
+      self.model = build_teacher(config.model)
+    else:
+      self.model = student_lib.Student(**student_kwargs(config.model))
+    self._train = train_data
+    self._eval_sets = dict(eval_data or {})
+    self._teacher = None
+
+  # Data ---------------------------------------------------------------
+  @property
+  def train_data(self) -> pipeline.Batch:
+    if self._train is None:
+      self._train = lifting_data.load(self.config.dataset,
+                                      self.config.dataset.train_split)
+    return self._train
+
+  def eval_data(self, split: str) -> pipeline.Batch:
+    if split not in self._eval_sets:
+      self._eval_sets[split] = lifting_data.load(self.config.dataset, split)
+    return self._eval_sets[split]
+
+  @functools.cached_property
+  def iterator(self) -> pipeline.EpochIterator:
+    return pipeline.EpochIterator(
+        {"keypoints_2d": self.train_data["keypoints_2d"]},
+        self.config.batch_size, seed=self.config.seed)
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.iterator.steps_per_epoch
+
+  def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
+    return self.iterator.iterate(start_step)
+
+  # State --------------------------------------------------------------
+  @functools.cached_property
+  def optimizer(self) -> optax.GradientTransformation:
+    return make_optimizer(self.config.optimizer, self.steps_per_epoch)
+
+  def init_state(self, key: jax.Array) -> state_lib.TrainState:
+    dummy = jnp.zeros((2, 17, 2), jnp.float32)
+    variables = self.model.init(key, dummy, train=False)
+    params = variables["params"]
+    return state_lib.TrainState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=self.optimizer.init(params))
+
+  # Teacher (frozen) for the student stage --------------------------------
+  @property
+  def teacher(self) -> Tuple[teacher_lib.Teacher, Dict[str, Any]]:
+    if self._teacher is None:
+      path = self.config.get("teacher_checkpoint")
+      if not path:
+        raise ValueError("The student stage needs config.teacher_checkpoint "
+                         "(a trained teacher workdir)")
+      restored, _ = loop.load_checkpoint_tree(path)
+      model = build_teacher(self.config.teacher_model)
+      variables = {"params": restored["params"],
+                   "batch_stats": restored["batch_stats"]}
+      # Fail early and clearly if the architectures do not match.
+      expected = jax.eval_shape(
+          functools.partial(model.init, train=False), jax.random.PRNGKey(0),
+          jnp.zeros((2, 17, 2)))
+      got = jax.tree.map(lambda x: x.shape, variables)
+      want = jax.tree.map(lambda x: x.shape, expected)
+      if got != want:
+        raise ValueError(f"Teacher checkpoint {path!r} does not match "
+                         "config.teacher_model (width/num_layers/dict_size)")
+      variables = jax.device_put(variables, state_lib.replicated(self.mesh))
+      self._teacher = (model, variables)
+    return self._teacher
+
+  # Steps --------------------------------------------------------------
+  def _teacher_loss(self, params, batch_stats, keypoints_2d, key, epoch):
+    cfg = self.config.loss
+    variables = {"params": params, "batch_stats": batch_stats}
+    out, updates = self.model.apply(variables, keypoints_2d, train=True,
+                                    mutable=["batch_stats"])
+    centred = keypoints_2d - keypoints_2d[:, :1]
+    reproj = losses.reprojection_loss(out["camera"], centred)
+    align = epoch < cfg.align_root_epochs
+    rotated_2d, target = jax.lax.cond(
+        align,
+        lambda c: losses.invariance_cycle(key, c, cfg.cycle_samples, True),
+        lambda c: losses.invariance_cycle(key, c, cfg.cycle_samples, False),
+        out["canonical"])
+    cycle_vars = ({"params": params, "batch_stats": updates["batch_stats"]}
+                  if cfg.get("reference_bn_updates") else variables)
+    re_out, cycle_updates = self.model.apply(
+        cycle_vars, rotated_2d, train=True, mutable=["batch_stats"],
+        method=teacher_lib.Teacher.canonical_only)
+    cycle = losses.mpjpe_loss(re_out["canonical"], target)
+    total = cfg.reprojection_weight * reproj + cycle
+    new_stats = (cycle_updates["batch_stats"]
+                 if cfg.get("reference_bn_updates") else updates["batch_stats"])
+    return total, (new_stats, {"loss": total, "reprojection": reproj,
+                               "cycle": cycle})
+
+  def _student_loss(self, params, batch_stats, keypoints_2d, key,
+                    teacher_depth):
+    cfg = self.config.loss
+    variables = {"params": params, "batch_stats": batch_stats}
+    depth, updates = self.model.apply(variables, keypoints_2d, train=True,
+                                      mutable=["batch_stats"])
+    distill = losses.distillation_loss(depth, teacher_depth)
+    shape_3d = losses.lift(keypoints_2d, depth)
+    rotated_2d, rotated_3d = losses.equivariance_cycle(key, shape_3d,
+                                                       cfg.cycle_samples)
+    re_depth, _ = self.model.apply(
+        {"params": params, "batch_stats": updates["batch_stats"]},
+        rotated_2d, train=True, mutable=["batch_stats"])
+    cycle = losses.mpjpe_loss(losses.lift(rotated_2d, re_depth), rotated_3d)
+    total = cfg.distillation_weight * distill + cycle
+    return total, (updates["batch_stats"], {"loss": total,
+                                            "distillation": distill,
+                                            "cycle": cycle})
+
+  def step_extras(self) -> Dict[str, Any]:
+    if self.stage == "student":
+      return {"teacher_variables": self.teacher[1]}
+    return {}
+
+  def train_step(self, state, batch, key, teacher_variables=None):
+    keypoints_2d = batch["keypoints_2d"]
+    if self.stage == "teacher":
+      epoch = state.step // self.steps_per_epoch
+      loss_fn = functools.partial(self._teacher_loss,
+                                  keypoints_2d=keypoints_2d, key=key,
+                                  epoch=epoch)
+    else:
+      teacher_model = build_teacher(self.config.teacher_model)
+      frozen = teacher_variables
+      teacher_depth = jax.lax.stop_gradient(
+          teacher_model.apply(frozen, keypoints_2d, train=False)["camera"]
+          [..., 2:3])
+      loss_fn = functools.partial(self._student_loss,
+                                  keypoints_2d=keypoints_2d, key=key,
+                                  teacher_depth=teacher_depth)
+    grads, (new_stats, step_metrics) = jax.grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state,
+                                               state.params)
+    params = optax.apply_updates(state.params, updates)
+    step_metrics.update(grad_norm=state_lib.tree_norm(grads),
+                        param_norm=state_lib.tree_norm(params),
+                        update_norm=state_lib.tree_norm(updates))
+    return state.replace(step=state.step + 1, params=params,
+                         batch_stats=new_stats, opt_state=opt_state), \
+        loop.mean_metrics(step_metrics)
+
+  # Evaluation ---------------------------------------------------------
+  @functools.cached_property
+  def _predict(self):
+    return jax.jit(functools.partial(predict_3d, self.stage, self.model))
+
+  def predict(self, variables, keypoints_2d: np.ndarray,
+              batch_size: int = 4096) -> np.ndarray:
+    """Normalised 2D `[N, 17, 2]` -> root-relative 3D `[N, 17, 3]` (units)."""
+    outs = []
+    for i in range(0, len(keypoints_2d), batch_size):
+      chunk = keypoints_2d[i:i + batch_size]
+      outs.append(np.asarray(self._predict(variables, jnp.asarray(chunk))))
+    return np.concatenate(outs)
+
+  def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    results = {}
+    for split in self.config.dataset.eval_splits:
+      data = self.eval_data(split)
+      pred = self.predict(variables, data["keypoints_2d"])
+      errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True)
+      results[_split_name(split)] = metrics_lib.summarize(
+          errors, data.get("action"))
+    return results
+
+  def export_spec(self, state):
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    if self.stage == "teacher":
+      return "teacher", teacher_kwargs(self.config.model), variables
+    return "student", student_kwargs(self.config.model), variables
+
+
+def _split_name(split: str) -> str:
+  return split.replace("+", "_").replace("[", "_").replace("]", "").replace(
+      ":", "-").replace("%", "pct")
+
+
+def flat_baseline(data: pipeline.Batch) -> Dict[str, Any]:
+  """Errors of the flat prediction: the 2D input with zero relative depth."""
+  flat = np.concatenate([data["keypoints_2d"] - data["keypoints_2d"][:, :1],
+                         np.zeros_like(data["keypoints_2d"][..., :1])], -1)
+  return metrics_lib.summarize(metrics_lib.pose_errors(
+      flat, data["pose_3d"], calibrate=True))
+
+
+def get_task(config: ml_collections.ConfigDict) -> LiftingTask:
+  return LiftingTask(config)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  return loop.train_and_evaluate(get_task(config), config, workdir)
+

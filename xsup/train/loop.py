@@ -1,0 +1,330 @@
+"""The shared training loop: mesh, checkpoints, metrics, resume, NaN guard.
+
+A method supplies a `Task` (its state initialiser, its jit-able step, its data
+and its evaluator); this module runs it the same way for every method:
+
+* a 1-D `("data",)` mesh over all devices of all hosts; batches are split
+  along it and the state is replicated (data parallelism);
+* abstract-first initialisation, a jitted step with donated state;
+* per-step randomness `fold_in(base_key, step)`, so a resumed run draws the
+  same numbers as an uninterrupted one;
+* orbax checkpoints under `<workdir>/checkpoints/` (resume order: workdir,
+  then `config.init_checkpoint`, then from scratch);
+* clu writers (TensorBoard + console) and `<workdir>/metrics.jsonl`;
+* a stop with a clear message on non-finite losses or gradients, before any
+  checkpoint of the broken state is written.
+"""
+
+import abc
+import json
+import os
+import time
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from xsup.data import pipeline
+from xsup.train import state as state_lib
+
+Metrics = Dict[str, jax.Array]
+
+
+class Task(abc.ABC):
+  """What a method gives the loop. Implementations live in `xsup/train/`."""
+
+  config: ml_collections.ConfigDict
+  mesh: jax.sharding.Mesh
+
+  @property
+  @abc.abstractmethod
+  def steps_per_epoch(self) -> int:
+    """Number of global batches in one epoch of the training data."""
+
+  @abc.abstractmethod
+  def init_state(self, key: jax.Array) -> state_lib.TrainState:
+    """Pure initialiser of the train state (jitted by the loop)."""
+
+  @abc.abstractmethod
+  def train_step(self, state: state_lib.TrainState, batch: Dict[str, Any],
+                 key: jax.Array) -> Tuple[state_lib.TrainState, Metrics]:
+    """Pure update (jitted by the loop); metrics are scalars."""
+
+  @abc.abstractmethod
+  def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
+    """Process-local numpy batches from global step `start_step` on."""
+
+  @abc.abstractmethod
+  def evaluate(self, state: state_lib.TrainState) -> Dict[str, Dict[str, Any]]:
+    """Split name -> metrics dict (JSON-serialisable)."""
+
+  def step_extras(self) -> Dict[str, Any]:
+    """Extra, non-donated arguments of `train_step` (e.g. frozen networks)."""
+    return {}
+
+  def init_from_checkpoint(self, state: state_lib.TrainState,
+                           restored: Dict[str, Any]
+                           ) -> state_lib.TrainState:
+    """Fine-tuning start: takes parameters from a restored state dict."""
+    return state.replace(params=restored["params"],
+                         batch_stats=restored["batch_stats"])
+
+  def export_spec(self, state: state_lib.TrainState
+                  ) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+    """(model name, model kwargs, variables) written by `--mode export`."""
+    raise NotImplementedError(f"{type(self).__name__} has no export")
+
+
+def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over all devices (or `config.num_devices`)."""
+  devices = jax.devices()
+  num = config.get("num_devices") or len(devices)
+  if num > len(devices):
+    raise ValueError(f"config.num_devices={num} but only {len(devices)} "
+                     "devices are visible")
+  return jax.sharding.Mesh(np.array(devices[:num]), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh) -> None:
+  if global_batch % mesh.size:
+    raise ValueError(
+        f"config.batch_size={global_batch} must be divisible by the "
+        f"{mesh.size} devices of the mesh (data parallel); choose a multiple "
+        f"of {mesh.size}")
+
+
+def checkpoint_manager(directory: str, max_to_keep: int = 3
+                       ) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(directory),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                           create=True))
+
+
+def _abstract_with_shardings(abstract, shardings):
+  return jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+      abstract, shardings)
+
+
+def restore_state(manager: ocp.CheckpointManager, step: int, abstract,
+                  shardings):
+  """Restores `state` of checkpoint `step` into the abstract target."""
+  target = _abstract_with_shardings(abstract, shardings)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target)))
+  return restored["state"]
+
+
+def load_checkpoint_tree(path: str) -> Tuple[Dict[str, Any], int]:
+  """Reads the latest (or given) checkpoint under `path` as a plain dict.
+
+  `path` is a workdir, its `checkpoints/` directory, or one step directory.
+  Returns `(state dict with params/batch_stats/..., step)`.
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  candidates = [os.path.join(path, "checkpoints"), path]
+  for directory in candidates:
+    if not os.path.isdir(directory):
+      continue
+    manager = ocp.CheckpointManager(directory)
+    step = manager.latest_step()
+    if step is not None:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore()))
+      return restored["state"], step
+  parent, name = os.path.split(path)
+  if name.isdigit() and os.path.isdir(path):
+    manager = ocp.CheckpointManager(parent)
+    restored = manager.restore(int(name), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))
+    return restored["state"], int(name)
+  raise FileNotFoundError(
+      f"No checkpoint found at {path!r} (looked for a workdir with "
+      "checkpoints/, a checkpoints directory, or a step directory)")
+
+
+class JsonlWriter:
+  """Appends one JSON object per call to `<workdir>/metrics.jsonl`."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.enabled = enabled
+
+  def write(self, step: int, values: Dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    record = {"step": int(step)}
+    record.update({k: _to_json(v) for k, v in values.items()})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def _to_json(value):
+  if isinstance(value, dict):
+    return {k: _to_json(v) for k, v in value.items()}
+  arr = np.asarray(value)
+  if arr.ndim == 0:
+    return arr.item()
+  return arr.tolist()
+
+
+def write_eval(workdir: str, step: int, results: Dict[str, Dict[str, Any]],
+               writer, jsonl: JsonlWriter) -> None:
+  """Writes `eval/<split>_metrics.json`, scalars to writers and jsonl."""
+  if jax.process_index() == 0:
+    os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  scalars = {}
+  for split, metrics in results.items():
+    if jax.process_index() == 0:
+      with open(os.path.join(workdir, "eval", f"{split}_metrics.json"),
+                "w") as f:
+        json.dump(dict(metrics, step=int(step)), f, indent=2)
+    for k, v in metrics.items():
+      if isinstance(v, (int, float)) and not isinstance(v, bool):
+        scalars[f"eval/{split}/{k}"] = v
+  writer.write_scalars(step, scalars)
+  jsonl.write(step, scalars)
+
+
+def _check_finite(step: int, metrics: Dict[str, float],
+                  manager: ocp.CheckpointManager) -> None:
+  bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+  if bad:
+    raise FloatingPointError(
+        f"Non-finite {', '.join(bad)} at step {step}; training stopped "
+        f"before saving this state. Last good checkpoint: step "
+        f"{manager.latest_step()} in {manager.directory}. Lower the learning "
+        "rate or inspect the data, then restart to resume from it.")
+
+
+def total_steps(config: ml_collections.ConfigDict, task: Task) -> int:
+  if config.get("total_steps"):
+    return int(config.total_steps)
+  return int(config.num_epochs * task.steps_per_epoch)
+
+
+def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
+                       workdir: str) -> state_lib.TrainState:
+  """Trains `task` in `workdir`, resuming from its latest checkpoint."""
+  os.makedirs(workdir, exist_ok=True)
+  mesh = task.mesh
+  check_batch_size(config.batch_size, mesh)
+  root_key = jax.random.PRNGKey(config.seed)
+  init_key, base_step_key = jax.random.split(root_key)
+  state, abstract, shardings = state_lib.create_sharded(
+      task.init_state, init_key, mesh)
+  manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
+                               config.get("keep_checkpoints", 3))
+  latest = manager.latest_step()
+  if latest is not None:
+    logging.info("Resuming from %s step %d", manager.directory, latest)
+    state = restore_state(manager, latest, abstract, shardings)
+  elif config.get("init_checkpoint"):
+    restored, init_step = load_checkpoint_tree(config.init_checkpoint)
+    logging.info("Initialising from %s (step %d)", config.init_checkpoint,
+                 init_step)
+    state = jax.device_put(task.init_from_checkpoint(state, restored),
+                           shardings)
+  start_step = int(jax.device_get(state.step))
+  num_steps = total_steps(config, task)
+
+  # Batches arrive placed along "data" by `shard_batch`; the state is
+  # replicated. Extra arguments (e.g. a frozen teacher) are never donated.
+  extras = task.step_extras()
+  step_fn = jax.jit(
+      lambda s, b, k, e: task.train_step(s, b, k, **e),
+      out_shardings=(shardings, state_lib.replicated(mesh)),
+      donate_argnums=(0,))
+
+  is_main = jax.process_index() == 0
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=not is_main)
+  jsonl = JsonlWriter(workdir, enabled=is_main)
+  log_every = config.get("log_every_steps", 50)
+  ckpt_every = config.get("checkpoint_every_steps") or task.steps_per_epoch
+  eval_every = config.get("eval_every_steps") or task.steps_per_epoch
+  report = periodic_actions.ReportProgress(num_train_steps=num_steps,
+                                           writer=writer,
+                                           every_steps=log_every)
+  pending = []
+  batches = task.train_batches(start_step)
+  last_log, last_log_step = time.time(), start_step
+  try:
+    with metric_writers.ensure_flushes(writer):
+      if start_step >= num_steps:
+        logging.info("Already trained for %d steps", start_step)
+      for step in range(start_step, num_steps):
+        batch = pipeline.shard_batch(next(batches), mesh)
+        state, metrics = step_fn(state, batch,
+                                 jax.random.fold_in(base_step_key, step), extras)
+        pending.append(metrics)
+        done = step + 1
+        is_last = done == num_steps
+        report(done)
+        want_ckpt = done % ckpt_every == 0 or is_last
+        if done % log_every == 0 or is_last or want_ckpt:
+          summary = {k: float(np.mean([float(m[k]) for m in pending]))
+                     for k in pending[-1]}
+          pending = []
+          _check_finite(done, summary, manager)
+          now = time.time()
+          summary["steps_per_second"] = (done - last_log_step) / max(
+              now - last_log, 1e-9)
+          last_log, last_log_step = now, done
+          writer.write_scalars(done, {f"train/{k}": v
+                                      for k, v in summary.items()})
+          jsonl.write(done, {f"train/{k}": v for k, v in summary.items()})
+        if want_ckpt:
+          manager.save(done, args=ocp.args.Composite(
+              state=ocp.args.StandardSave(state),
+              meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort()))))
+        if done % eval_every == 0 or is_last:
+          write_eval(workdir, done, task.evaluate(state), writer, jsonl)
+  finally:
+    # Let a pending asynchronous save complete even when training fails, so
+    # the last good checkpoint is never lost.
+    manager.wait_until_finished()
+  return state
+
+
+def restore_latest(task: Task, config: ml_collections.ConfigDict,
+                   workdir: str) -> Tuple[state_lib.TrainState, int]:
+  """The latest checkpoint of `workdir` restored into the task's state."""
+  root_key = jax.random.PRNGKey(config.seed)
+  init_key, _ = jax.random.split(root_key)
+  abstract = jax.eval_shape(task.init_state, init_key)
+  shardings = jax.tree.map(lambda _: state_lib.replicated(task.mesh),
+                           abstract)
+  manager = checkpoint_manager(os.path.join(workdir, "checkpoints"))
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(
+        f"No checkpoint in {manager.directory}; train first (--mode train) "
+        "or point --workdir at a trained run")
+  return restore_state(manager, step, abstract, shardings), step
+
+
+def evaluate_only(task: Task, config: ml_collections.ConfigDict,
+                  workdir: str) -> Dict[str, Dict[str, Any]]:
+  """`--mode eval`: evaluates the latest checkpoint, writes eval files."""
+  state, step = restore_latest(task, config, workdir)
+  results = task.evaluate(state)
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  with metric_writers.ensure_flushes(writer):
+    write_eval(workdir, step, results, writer,
+               JsonlWriter(workdir, enabled=jax.process_index() == 0))
+  return results
+
+
+def mean_metrics(values: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
+  """Casts step metrics to float32 scalars (helper for tasks)."""
+  return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
