@@ -30,6 +30,9 @@ setuptools.setup(
         "etils[epath]",
         "matplotlib>=3.7",
         "pillow>=10.0",
+        "h5py>=3.8",
+        # tensorflow-datasets imports it while preparing but does not declare it.
+        "importlib_resources>=6.0",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5"],

@@ -22,8 +22,8 @@ KEY = jax.random.PRNGKey(0)
 
 def tiny_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict:
   c = config_defaults.lifting(stage)
-  c.model.width = 32 if stage == "teacher" else c.model.width
   if stage == "teacher":
+    c.model.width = 32
     c.model.num_layers = 1
   else:
     c.model.hidden = 16

@@ -76,7 +76,7 @@ def test_n_mpjpe_removes_scale_and_p_mpjpe_removes_similarity():
   rot = np.array([[np.cos(theta), 0, np.sin(theta)], [0, 1, 0],
                   [-np.sin(theta), 0, np.cos(theta)]])
   pred = 0.5 * target @ rot.T + 7.0
-  assert metrics.p_mpjpe(pred, target).max() < 1e-6
+  assert metrics.p_mpjpe(pred, target).max() < 1e-3  # mm, float32 SVD
   assert metrics.mpjpe(pred, target).min() > 10.0
 
 
@@ -90,7 +90,7 @@ def test_flip_tolerant_accepts_depth_mirror():
 def test_calibrated_mpjpe_and_summary_per_action():
   target = _pose(n=6)
   errors = metrics.pose_errors(3.0 * target, target, calibrate=True)
-  assert errors["mpjpe"].max() < 1e-6
+  assert errors["mpjpe"].max() < 1e-3  # mm
   plain = metrics.pose_errors(3.0 * target, target)
   assert plain["mpjpe"].min() > 1.0
   summary = metrics.summarize(plain, ["Walking"] * 2 + ["Eating"] * 4)

@@ -217,6 +217,8 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
   os.makedirs(workdir, exist_ok=True)
   mesh = task.mesh
   check_batch_size(config.batch_size, mesh)
+  # Loads the training data now, outside any tracing of the state init.
+  logging.info("%d steps per epoch", task.steps_per_epoch)
   root_key = jax.random.PRNGKey(config.seed)
   init_key, base_step_key = jax.random.split(root_key)
   state, abstract, shardings = state_lib.create_sharded(
@@ -298,6 +300,7 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
 def restore_latest(task: Task, config: ml_collections.ConfigDict,
                    workdir: str) -> Tuple[state_lib.TrainState, int]:
   """The latest checkpoint of `workdir` restored into the task's state."""
+  logging.info("%d steps per epoch", task.steps_per_epoch)
   root_key = jax.random.PRNGKey(config.seed)
   init_key, _ = jax.random.split(root_key)
   abstract = jax.eval_shape(task.init_state, init_key)

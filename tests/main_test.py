@@ -1,0 +1,104 @@
+"""The command line end to end on the tiny synthetic configs, and all configs."""
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xsup import export
+from xsup import main as xsup_main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str, arg=None):
+  path = os.path.join(REPO, "configs", name)
+  spec = importlib.util.spec_from_file_location(name[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(
+    REPO, "configs", "*.py"))))
+def test_every_config_loads_and_names_a_known_trainer(path):
+  config = load_config(os.path.basename(path))
+  assert config.trainer in xsup_main.TRAINERS
+  assert config.batch_size > 0
+
+
+def test_unknown_variant_is_rejected():
+  with pytest.raises(ValueError, match="Unknown"):
+    load_config("ites_teacher_synthetic.py", "huge")
+
+
+def test_cli_trains_evaluates_exports_teacher_then_student(tmp_path):
+  data_dir = str(tmp_path / "tfds")
+  teacher_dir = str(tmp_path / "teacher")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  cmd = [sys.executable, "-m", "xsup.main",
+         "--config", os.path.join(REPO, "configs",
+                                  "ites_teacher_synthetic.py:tiny"),
+         "--workdir", teacher_dir,
+         f"--config.dataset.data_dir={data_dir}"]
+  result = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert os.path.isdir(os.path.join(teacher_dir, "checkpoints", "4"))
+  records = [json.loads(l) for l in open(os.path.join(teacher_dir,
+                                                      "metrics.jsonl"))]
+  assert records[-1]["step"] == 4
+  metrics = json.load(open(os.path.join(teacher_dir, "eval",
+                                        "test_metrics.json")))
+  assert metrics["num_samples"] > 0
+  assert np.isfinite(metrics["p_mpjpe_flip"])
+  assert set(metrics["per_action"]) >= {"average"}
+
+  # A typo in an override fails loudly.
+  bad = subprocess.run(cmd + ["--config.batch_sise=8"], env=env,
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert bad.returncode != 0
+  assert "batch_sise" in bad.stderr
+
+  config = load_config("ites_teacher_synthetic.py", "tiny")
+  config.dataset.data_dir = data_dir
+  results = xsup_main.execute(config, teacher_dir, "eval")
+  assert "test" in results
+  export_dir = xsup_main.execute(config, teacher_dir, "export")
+  model, variables = export.load_model(export_dir)
+  with np.load(os.path.join(export_dir, "params.npz")) as flat:
+    assert any(k.startswith("params/") for k in flat.files)
+  out = model.apply(variables, np.zeros((2, 17, 2), np.float32), train=False)
+  assert out["camera"].shape == (2, 17, 3)
+
+  student = load_config("ites_student_synthetic.py", "tiny")
+  student.dataset.data_dir = data_dir
+  student.teacher_checkpoint = teacher_dir
+  student_dir = str(tmp_path / "student")
+  xsup_main.execute(student, student_dir, "train")
+  assert json.load(open(os.path.join(student_dir, "eval",
+                                     "test_metrics.json")))["num_samples"] > 0
+  with pytest.raises(ValueError, match="init_checkpoint"):
+    xsup_main.execute(student, str(tmp_path / "ft"), "finetune")
+
+
+def test_eval_without_checkpoint_fails_clearly(tmp_path):
+  config = load_config("ites_teacher_synthetic.py", "tiny")
+  with pytest.raises(FileNotFoundError, match="No checkpoint"):
+    xsup_main.execute(config, str(tmp_path / "empty"), "eval")
+
+
+def test_unknown_trainer_and_dataset_fail_clearly():
+  config = load_config("ites_teacher_synthetic.py", "tiny")
+  config.unlock()
+  config.trainer = "nope"
+  with pytest.raises(ValueError, match="Unknown trainer"):
+    xsup_main.get_task(config)
+  from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="Unknown dataset 'nope'.*synthetic_lifting"):
+    pipeline.builder_module("nope")
