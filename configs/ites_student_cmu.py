@@ -14,24 +14,4 @@ from xsup import config_defaults
 
 
 def get_config(arg: str = None):
-  c = config_defaults.lifting("student")
-  c.dataset.name = "cmu_mocap_lifting"
-  c.dataset.config = "default"
-  c.dataset.train_split = "clip_131_01+clip_131_02"
-  c.dataset.eval_splits = ("clip_131_03",)
-  c.batch_size = 128
-  c.num_epochs = 40
-  c.log_every_steps = 20
-  c.optimizer.decay_every_epochs = 15
-
-  if arg == "tiny":
-    c.batch_size = 16
-    c.total_steps = 2
-    c.log_every_steps = 1
-    c.model.hidden = 16
-    c.model.num_blocks = 1
-    c.teacher_model.width = 64
-    c.teacher_model.num_layers = 2
-  elif arg:
-    raise ValueError(f"Unknown variant {arg!r}; known: tiny")
-  return c
+  return config_defaults.lifting_cmu("student", arg)

@@ -13,16 +13,6 @@ epochs, batch 128, 40 epochs. Train S1,5,6,7,8; test S9,11.
 
 from xsup import config_defaults
 
-KEYPOINTS = ("gt", "cpn_ft_h36m_dbb")
-
 
 def get_config(arg: str = "gt"):
-  if arg not in KEYPOINTS:
-    raise ValueError(f"Unknown keypoints {arg!r}; known: {KEYPOINTS}")
-  c = config_defaults.lifting("student")
-  c.dataset.name = "h36m_lifting"
-  c.dataset.config = arg
-  c.dataset.train_split = "train"
-  c.dataset.eval_splits = ("test",)
-  c.log_every_steps = 500
-  return c
+  return config_defaults.lifting_h36m("student", arg)

@@ -28,6 +28,7 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   teacher.width = 1024
   teacher.num_layers = 6
   teacher.dict_size = 12
+  teacher.init_std = 0.01  # std of the dense kernels' normal init
   student = ml_collections.ConfigDict()
   student.hidden = 128
   student.num_blocks = 4
@@ -63,4 +64,186 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = ml_collections.config_dict.placeholder(str)
+  return c
+
+
+def xsup(stage: str) -> ml_collections.ConfigDict:
+  """Paper settings of X-as-Supervision (SPEC.md section 1), Human3.6M S1/S2.
+
+  Stage `s1` trains with synthetic supervision only; `s2` adds the mask,
+  physique, symmetry and adversarial losses and is started from an S1 run
+  (`--mode finetune --config.init_checkpoint=<s1 workdir>`).
+  """
+  if stage not in ("s1", "s2"):
+    raise ValueError(f"stage must be 's1' or 's2', got {stage!r}")
+  placeholder = ml_collections.config_dict.placeholder
+  c = ml_collections.ConfigDict()
+  c.trainer = "xsup"
+  c.stage = stage
+  c.seed = 0
+
+  # Target domain: images + person masks for training; 3D for evaluation.
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "h36m_images"
+  c.dataset.config = "patch256"
+  c.dataset.builder_overrides = ml_collections.ConfigDict()
+  c.dataset.data_dir = placeholder(str)
+  c.dataset.manual_dir = placeholder(str)
+  c.dataset.train_split = "train"
+  c.dataset.eval_splits = ("test",)
+  # Nominal metric width (mm) of a target patch at the pelvis depth, used by
+  # the symmetry and adversarial losses.
+  c.dataset.rect_3d_mm = 2000.0
+  c.dataset.remove_background = True
+
+  # Labelled synthetic-supervision domain.
+  c.synthetic = ml_collections.ConfigDict()
+  c.synthetic.name = "surreal_pseudo"
+  c.synthetic.config = "surreal_256"
+  c.synthetic.builder_overrides = ml_collections.ConfigDict()
+  c.synthetic.data_dir = placeholder(str)
+  c.synthetic.manual_dir = placeholder(str)
+  c.synthetic.split = "train"
+  c.synthetic.rect_3d_mm = 2000.0  # Patch width when there is no camera.
+  c.synthetic.remove_background = True
+  c.synthetic.batch_size = 0  # 0: batch_size * target views / its views.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.resnet_depth = 50
+  c.model.depth_dim = 64
+  c.model.num_hypo = 3
+  c.model.neighbor_size = 15
+  c.model.head_filters = 256
+  c.model.head_layers = 3
+  c.model.dtype = "float32"
+  c.model.pretrained_backbone = placeholder(str)  # torchvision .npz
+  c.model.physique_features = (32, 64, 128)
+  c.model.discriminator = "res_sage_gcn_decouple"
+  c.model.discriminator_kwargs = ml_collections.ConfigDict(dict(
+      input_dim=128, hidden_dim=128, output_dim=128, num_layers=2,
+      use_pe=True))
+
+  c.render = ml_collections.ConfigDict()
+  c.render.body_width = 3.0
+  c.render.extension_links = True
+  c.render.arm_width_scale = 0.5
+
+  c.loss = ml_collections.ConfigDict()
+  s2 = stage == "s2"
+  c.loss.synthetic = 3.0
+  c.loss.mask = 0.02 if s2 else 0.0
+  c.loss.physique = 0.02 if s2 else 0.0
+  c.loss.symmetry = 1.0 if s2 else 0.0  # Scales the two weights below.
+  c.loss.symmetry_bone = 0.1
+  c.loss.symmetry_keypoint = 0.1
+  c.loss.discriminator = 0.5 if s2 else 0.0
+  c.loss.generator = 0.5 if s2 else 0.0
+  c.loss.mask_use_clip = True
+  c.loss.mask_reference_clip = False
+  c.loss.symmetry_reference_pairs = False
+  # False reproduces the published detached generator loss.
+  c.loss.generator_reaches_detector = True
+
+  # Real poses of the adversarial prior (procedural, body-model free).
+  c.prior = ml_collections.ConfigDict()
+  c.prior.pitch_range_deg = (0.0, 15.0)
+  c.prior.rotation_deg = 0.0  # > 0: random vertical rotation (45 published).
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.generator_lr = 1e-4 if s2 else 2e-4
+  c.optimizer.discriminator_lr = 1e-4 if s2 else 2e-4
+  c.optimizer.b1 = 0.5
+  c.optimizer.b2 = 0.999
+  c.optimizer.milestones_epochs = (40,)
+  c.optimizer.decay = 0.1
+
+  c.batch_size = 32
+  c.num_epochs = 15 if s2 else 50
+  c.total_steps = 0  # > 0 overrides num_epochs.
+  c.eval_batch_size = 64
+  c.eval_swap_left_right = True
+  c.log_every_steps = 100
+  c.checkpoint_every_steps = 0  # 0: once per epoch.
+  c.eval_every_steps = 0  # 0: once per epoch.
+  c.keep_checkpoints = 3
+  c.num_devices = 0  # 0: all devices.
+  c.init_checkpoint = placeholder(str)
+  return c
+
+
+def _shrink_lifting(c: ml_collections.ConfigDict, batch: int, steps: int,
+                    log_every: int) -> None:
+  """Tiny networks and a few steps, for smoke tests."""
+  if c.stage == "teacher":
+    c.model.width = 64
+    c.model.num_layers = 2
+  else:
+    c.model.hidden = 16
+    c.model.num_blocks = 1
+  c.teacher_model.width = 64
+  c.teacher_model.num_layers = 2
+  c.batch_size = batch
+  c.total_steps = steps
+  c.log_every_steps = log_every
+
+
+def lifting_synthetic(stage: str, variant: str = None
+                      ) -> ml_collections.ConfigDict:
+  """The built-in synthetic lifting data; variants `noisy`, `tiny`."""
+  c = lifting(stage)
+  c.dataset.name = "synthetic_lifting"
+  c.dataset.config = "default"
+  c.log_every_steps = 50
+  if stage == "teacher":
+    c.num_epochs = 6
+    c.loss.align_root_epochs = 2
+    c.optimizer.decay_every_epochs = 3
+  else:
+    c.num_epochs = 4
+    c.optimizer.decay_every_epochs = 2
+  if variant == "noisy":
+    c.dataset.config = "noisy"
+  elif variant == "tiny":
+    c.dataset.config = "tiny"
+    _shrink_lifting(c, batch=16, steps=4, log_every=2)
+  elif variant:
+    raise ValueError(f"Unknown variant {variant!r}; known: noisy, tiny")
+  return c
+
+
+H36M_KEYPOINTS = ("gt", "cpn_ft_h36m_dbb")
+
+
+def lifting_h36m(stage: str, keypoints: str = "gt"
+                 ) -> ml_collections.ConfigDict:
+  """Human3.6M from VideoPose3D files with the paper's schedule."""
+  if keypoints not in H36M_KEYPOINTS:
+    raise ValueError(f"Unknown keypoints {keypoints!r}; known: "
+                     f"{H36M_KEYPOINTS}")
+  c = lifting(stage)
+  c.dataset.name = "h36m_lifting"
+  c.dataset.config = keypoints
+  c.dataset.train_split = "train"
+  c.dataset.eval_splits = ("test",)
+  c.log_every_steps = 500
+  return c
+
+
+def lifting_cmu(stage: str, variant: str = None) -> ml_collections.ConfigDict:
+  """CMU motion capture clips, one split per clip; variant `tiny`."""
+  c = lifting(stage)
+  c.dataset.name = "cmu_mocap_lifting"
+  c.dataset.config = "default"
+  c.dataset.train_split = "clip_131_01+clip_131_02"
+  c.dataset.eval_splits = ("clip_131_03",)
+  c.log_every_steps = 20
+  if stage == "teacher":
+    c.num_epochs = 60
+    c.optimizer.decay_every_epochs = 20
+  else:
+    c.num_epochs = 40
+  if variant == "tiny":
+    _shrink_lifting(c, batch=16, steps=2, log_every=1)
+  elif variant:
+    raise ValueError(f"Unknown variant {variant!r}; known: tiny")
   return c

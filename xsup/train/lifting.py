@@ -37,7 +37,8 @@ def build_teacher(model_config: ml_collections.ConfigDict
 def teacher_kwargs(model_config) -> Dict[str, Any]:
   return dict(num_joints=17, width=model_config.width,
               num_layers=model_config.num_layers,
-              dict_size=model_config.dict_size)
+              dict_size=model_config.dict_size,
+              init_std=model_config.get("init_std", 0.01))
 
 
 def student_kwargs(model_config) -> Dict[str, Any]:
