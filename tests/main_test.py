@@ -102,3 +102,24 @@ def test_unknown_trainer_and_dataset_fail_clearly():
   from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="Unknown dataset 'nope'.*synthetic_lifting"):
     pipeline.builder_module("nope")
+
+
+def test_cmu_tiny_configs_train_on_generated_clips(tmp_path):
+  """The CMU configs build their dataset from BVH files and train."""
+  import cmu_fixtures  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  manual = tmp_path / "cmu"
+  for clip in ("131_01", "131_02", "131_03"):
+    cmu_fixtures.write_bvh(manual / f"{clip}.bvh",
+                           cmu_fixtures.random_motion(rng, 48, max_deg=20))
+  teacher_dir = str(tmp_path / "teacher")
+  for stage in ("teacher", "student"):
+    config = load_config(f"ites_{stage}_cmu.py", "tiny")
+    config.dataset.manual_dir = str(manual)
+    config.dataset.data_dir = str(tmp_path / "tfds")
+    config.teacher_checkpoint = teacher_dir
+    workdir = teacher_dir if stage == "teacher" else str(tmp_path / stage)
+    xsup_main.execute(config, workdir, "train")
+    metrics = json.load(open(os.path.join(workdir, "eval",
+                                          "clip_131_03_metrics.json")))
+    assert metrics["num_samples"] == 48 // 4 * 4  # 30 fps, 4 cameras.

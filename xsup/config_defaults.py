@@ -233,7 +233,7 @@ def lifting_cmu(stage: str, variant: str = None) -> ml_collections.ConfigDict:
   """CMU motion capture clips, one split per clip; variant `tiny`."""
   c = lifting(stage)
   c.dataset.name = "cmu_mocap_lifting"
-  c.dataset.config = "default"
+  c.dataset.config = ""  # The builder has a single configuration.
   c.dataset.train_split = "clip_131_01+clip_131_02"
   c.dataset.eval_splits = ("clip_131_03",)
   c.log_every_steps = 20
