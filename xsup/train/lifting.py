@@ -64,13 +64,19 @@ def make_optimizer(opt_config: ml_collections.ConfigDict,
 
 def predict_3d(stage: str, model, variables, keypoints_2d: jax.Array
                ) -> jax.Array:
-  """Pure inference: normalised 2D `[B, 17, 2]` -> 3D `[B, 17, 3]` (units)."""
+  """Pure inference: normalised 2D `[B, 17, 2]` -> 3D `[B, 17, 3]` (units).
+
+  Both networks are read through their depth: the 3D pose is the input 2D
+  lifted with the predicted depth, `[x (5 + d), y (5 + d), d]` (for the
+  teacher, d is the depth of its camera-frame shape S R), root-relative.
+  """
+  keypoints_2d = keypoints_2d - keypoints_2d[:, :1]
   if stage == "teacher":
-    out = model.apply(variables, keypoints_2d, train=False)
-    shape = out["camera"]
+    depth = model.apply(variables, keypoints_2d, train=False)["camera"][
+        ..., 2:3]
   else:
     depth = model.apply(variables, keypoints_2d, train=False)
-    shape = losses.lift(keypoints_2d, depth)
+  shape = losses.lift(keypoints_2d, depth)
   return shape - shape[:, :1]
 
 
