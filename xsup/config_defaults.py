@@ -33,6 +33,10 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   student.hidden = 128
   student.num_blocks = 4
   student.reference_pooling = False
+  # True: the published SemGraphConv init (fans over the stacked [2, in, out]
+  # kernel, ~8x smaller weights).
+  student.reference_init = False
+  student.dropout = ml_collections.config_dict.placeholder(float)
   c.model = teacher if stage == "teacher" else student
   # Architecture of the frozen teacher (student stage only).
   c.teacher_model = teacher.copy_and_resolve_references()

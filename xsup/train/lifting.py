@@ -43,7 +43,9 @@ def teacher_kwargs(model_config) -> Dict[str, Any]:
 
 def student_kwargs(model_config) -> Dict[str, Any]:
   return dict(hidden=model_config.hidden, num_blocks=model_config.num_blocks,
-              reference_pooling=model_config.get("reference_pooling", False))
+              dropout=model_config.get("dropout"),
+              reference_pooling=model_config.get("reference_pooling", False),
+              reference_init=model_config.get("reference_init", False))
 
 
 def make_optimizer(opt_config: ml_collections.ConfigDict,
