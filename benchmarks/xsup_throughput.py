@@ -1,0 +1,157 @@
+r"""Throughput and memory of the X-as-Supervision S2 training step.
+
+Times the full S2 step of `xsup.train.xsup` with every loss on: one
+detector pass over the synthetic and target images, skeleton rendering,
+physique network, symmetry, the discriminator update and the detector +
+physique update (two Adam optimisers), on random data of the given shape
+(target views V, synthetic renders with one view each, as SURREAL).
+
+Presets (`--preset`, repeatable):
+  * `r18_128`: ResNet-18 at 128x128;
+  * `r50_256`: ResNet-50 at 256x256 (the published setting);
+both with the published head (depth_dim 64, 3 hypotheses, 256 filters).
+
+Reports per preset: examples/s (target examples of V views), detector
+images/s (target + synthetic images through the detector), seconds per
+step, compile seconds and peak memory (device allocator on accelerators,
+process peak RSS on CPU, which includes the whole Python process).
+
+    python benchmarks/xsup_throughput.py [--preset r18_128] \
+        [--preset r50_256] [--batch 8] [--views 4] [--steps 10] \
+        [--dtype float32|bfloat16] [--devices 1]
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import jax
+import numpy as np
+
+PRESETS = {
+    "r18_128": dict(resnet_depth=18, image_size=128),
+    "r50_256": dict(resnet_depth=50, image_size=256),
+}
+
+
+def peak_memory_mb() -> float:
+  """Device peak bytes in use (accelerators) or the process peak RSS."""
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    return stats["peak_bytes_in_use"] / 2**20
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_data(rng: np.random.Generator, num: int, views: int, size: int):
+  """Raw builder-like arrays: target (V views) and synthetic (1 view)."""
+  def images(n, v):
+    return rng.integers(0, 256, (n, v, size, size, 3), dtype=np.uint8)
+
+  def masks(n, v):
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = ((xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size / 3) ** 2)
+    return np.broadcast_to((disc * 255).astype(np.uint8)[..., None],
+                           (n, v, size, size, 1)).copy()
+
+  target = {"image": images(num, views), "mask": masks(num, views)}
+  n_syn = num * views
+  synthetic = {
+      "image": images(n_syn, 1), "mask": masks(n_syn, 1),
+      "joints_2d_patch": rng.uniform(0.2 * size, 0.8 * size,
+                                     (n_syn, 1, 18, 2)).astype(np.float32),
+      "joints_depth": rng.uniform(-300, 300, (n_syn, 1, 18)).astype(
+          np.float32)}
+  return {"target": target, "synthetic": synthetic}
+
+
+def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
+              devices: int):
+  # pylint: disable=g-import-not-at-top
+  from xsup import config_defaults
+  from xsup.data import pipeline
+  from xsup.train import state as state_lib
+  from xsup.train import xsup as xsup_train
+  # pylint: enable=g-import-not-at-top
+  spec = PRESETS[preset]
+  config = config_defaults.xsup("s2")
+  config.model.resnet_depth = spec["resnet_depth"]
+  config.model.dtype = dtype
+  config.batch_size = batch
+  config.num_devices = devices
+  rng = np.random.default_rng(0)
+  task = xsup_train.XSupTask(
+      config, train_data=random_data(rng, batch, views, spec["image_size"]))
+  mesh = task.mesh
+  key = jax.random.PRNGKey(0)
+  start = time.perf_counter()
+  state, _, shardings = state_lib.create_sharded(task.init_state, key, mesh)
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - start
+  extras = task.step_extras()
+  step = jax.jit(lambda s, b, k, e: task.train_step(s, b, k, **e),
+                 out_shardings=(shardings, state_lib.replicated(mesh)),
+                 donate_argnums=(0,))
+  batch_arrays = pipeline.shard_batch(task.batch_at(0), mesh)
+  start = time.perf_counter()
+  state, metrics = step(state, batch_arrays, key, extras)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  state, metrics = step(state, batch_arrays, key, extras)  # warm-up
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for i in range(steps):
+    state, metrics = step(state, batch_arrays, jax.random.fold_in(key, i),
+                          extras)
+  jax.block_until_ready(metrics)
+  per_step = (time.perf_counter() - start) / steps
+  finite = all(np.isfinite(float(v)) for v in metrics.values())
+  images = batch * views + batch_arrays["synthetic_image"].shape[0]
+  return {
+      "preset": preset, "batch": batch, "views": views, "dtype": dtype,
+      "devices": mesh.size, "step_s": per_step,
+      "examples_per_s": batch / per_step,
+      "detector_images_per_s": images / per_step,
+      "init_s": init_s, "first_step_s": compile_s,
+      "peak_memory_mb": peak_memory_mb(), "finite": finite,
+  }
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--preset", action="append", choices=sorted(PRESETS),
+                      help="repeatable; default r18_128")
+  parser.add_argument("--batch", type=int, default=8,
+                      help="target examples per step")
+  parser.add_argument("--views", type=int, default=4)
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--dtype", default="float32",
+                      choices=["float32", "bfloat16"])
+  parser.add_argument("--devices", type=int, default=1)
+  parser.add_argument("--json", help="also write the rows to this file")
+  args = parser.parse_args(argv)
+  rows = [benchmark(p, args.batch, args.views, args.steps, args.dtype,
+                    args.devices) for p in (args.preset or ["r18_128"])]
+  device = jax.devices()[0]
+  print(f"\nXSup S2 step on {len(jax.devices())} x {device.platform} "
+        f"({device.device_kind}), {os.cpu_count()} CPU cores visible")
+  header = (f"{'preset':<9} {'batch':>5} {'views':>5} {'dtype':<8} "
+            f"{'s/step':>8} {'examples/s':>10} {'images/s':>9} "
+            f"{'compile s':>9} {'peak MB':>8}")
+  print(header)
+  print("-" * len(header))
+  for r in rows:
+    print(f"{r['preset']:<9} {r['batch']:>5} {r['views']:>5} "
+          f"{r['dtype']:<8} {r['step_s']:>8.3f} {r['examples_per_s']:>10.2f} "
+          f"{r['detector_images_per_s']:>9.2f} {r['first_step_s']:>9.1f} "
+          f"{r['peak_memory_mb']:>8.0f}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(rows, f, indent=2)
+  return rows
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
