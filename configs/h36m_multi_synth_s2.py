@@ -12,20 +12,9 @@ Variants: `:tiny` (ResNet-18, 64x64, batch 2, two steps on a tiny fixture;
 tests).
 """
 
-import importlib.util
-import os
-
-
-def _reference():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "h36m_multi_sur_s1.py")
-  spec = importlib.util.spec_from_file_location("h36m_multi_sur_s1", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from xsup import config_defaults
 
 
 def get_config(arg: str = None):
-  return _reference().reference_config(
-      "h36m", "synth", "s2", arg, synthetic_weight=1.0, symmetry=0.1,
-      adversarial=0.5, num_epochs=15)
+  return config_defaults.xsup_reference(
+      "h36m", "synth", "s2", arg, synthetic_weight=1.0, symmetry=0.1, adversarial=0.5, num_epochs=15)

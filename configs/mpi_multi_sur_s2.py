@@ -13,20 +13,9 @@ Variants: `:tiny` (ResNet-18, 64x64, batch 2, two steps on a tiny fixture;
 tests).
 """
 
-import importlib.util
-import os
-
-
-def _reference():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "h36m_multi_sur_s1.py")
-  spec = importlib.util.spec_from_file_location("h36m_multi_sur_s1", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from xsup import config_defaults
 
 
 def get_config(arg: str = None):
-  return _reference().reference_config(
-      "mpi", "sur", "s2", arg, synthetic_weight=3.0, symmetry=0.05,
-      adversarial=1.0, num_epochs=10)
+  return config_defaults.xsup_reference(
+      "mpi", "sur", "s2", arg, synthetic_weight=3.0, symmetry=0.05, adversarial=1.0, num_epochs=10)
