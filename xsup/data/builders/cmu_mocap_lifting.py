@@ -29,7 +29,6 @@ import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -179,13 +178,6 @@ class CmuMocapLifting(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
-
-  # TFDS 4.9 resolves a builder's source file through `importlib_resources`,
-  # a package it only declares for Python < 3.9; give the path directly.
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    return epath.Path(__file__)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(

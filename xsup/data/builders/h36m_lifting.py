@@ -29,7 +29,6 @@ import os
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -86,13 +85,6 @@ class H36mLifting(tfds.core.GeneratorBasedBuilder):
           description="2D keypoints: CPN detections fine-tuned on H36M."),
   ]
   DEFAULT_CONFIG_NAME = "gt"
-
-  # TFDS 4.9 resolves a builder's source file through `importlib_resources`,
-  # a package it only declares for Python < 3.9; give the path directly.
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    return epath.Path(__file__)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator, Tuple
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -138,13 +137,6 @@ class SyntheticLifting(tfds.core.GeneratorBasedBuilder):
           description="100/25 poses x 4 views, for tests."),
   ]
   DEFAULT_CONFIG_NAME = "default"
-
-  # TFDS 4.9 resolves a builder's source file through `importlib_resources`,
-  # a package it only declares for Python < 3.9; give the path directly.
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    return epath.Path(__file__)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
