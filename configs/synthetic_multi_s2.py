@@ -14,21 +14,8 @@ Variants: `:full` (the builder's whole `64` config, 20x more steps),
 `:tiny` (the `tiny` builder config, two steps; tests).
 """
 
-import importlib.util
-import os
-
 from xsup import config_defaults
 
 
-def _s1_module():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "synthetic_multi_s1.py")
-  spec = importlib.util.spec_from_file_location("synthetic_multi_s1", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str = None):
-  c = config_defaults.xsup("s2")
-  return _s1_module().synthetic_multiview(c, "s2", arg)
+  return config_defaults.xsup_synthetic("s2", arg)

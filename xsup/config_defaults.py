@@ -316,18 +316,80 @@ def xsup_reference(dataset: str, source: str, stage: str, arg=None, *,
     if dataset == "mpi":
       c.dataset.eval_splits = ("validation", "test")
     # The same small model as `synthetic_multi_*:tiny`.
-    c.model.resnet_depth = 18
-    c.model.depth_dim = 32
-    c.model.neighbor_size = 7
-    c.model.head_filters = 128
-    c.model.physique_features = (16, 32, 64)
-    c.batch_size = 2
-    c.eval_batch_size = 8
-    c.total_steps = 2
-    c.log_every_steps = 1
-    c.checkpoint_every_steps = 2
-    c.eval_every_steps = 2
-    c.num_devices = 1
+    _small_xsup_model(c)
+    _tiny_xsup_run(c)
   elif arg:
     raise ValueError(f"Unknown variant {arg!r}; known: tiny")
+  return c
+
+
+def _small_xsup_model(c: ml_collections.ConfigDict) -> None:
+  """ResNet-18 with a light head: the synthetic default and smoke tests."""
+  c.model.resnet_depth = 18
+  c.model.depth_dim = 32
+  c.model.neighbor_size = 7
+  c.model.head_filters = 128
+  c.model.physique_features = (16, 32, 64)
+
+
+def _tiny_xsup_run(c: ml_collections.ConfigDict) -> None:
+  """Two steps at batch 2 on one device, logging and saving each time."""
+  c.batch_size = 2
+  c.eval_batch_size = 8
+  c.total_steps = 2
+  c.log_every_steps = 1
+  c.checkpoint_every_steps = 2
+  c.eval_every_steps = 2
+  c.num_devices = 1
+
+
+# Reduced size of the default run's dataset (the builder's `64` config has
+# 8000 / 8000 / 1600 examples).
+XSUP_SYNTHETIC_REDUCED = dict(num_synthetic=2000, num_train=2000, num_test=200)
+
+
+def xsup_synthetic(stage: str, arg: str = None) -> ml_collections.ConfigDict:
+  """The built-in synthetic multi-view S1/S2 runs; variants `full`, `tiny`."""
+  c = xsup(stage)
+  c.dataset.name = "synthetic_multiview"
+  c.dataset.config = "64"
+  c.dataset.train_split = "train"
+  c.dataset.eval_splits = ("test",)
+  # Typical metric width of a target crop (they frame the projected joints
+  # with a 1.35 margin, so the width varies per sample).
+  c.dataset.rect_3d_mm = 2200.0
+  c.synthetic.name = "synthetic_multiview"
+  c.synthetic.config = "64"
+  c.synthetic.split = "synthetic"
+  _small_xsup_model(c)
+  c.batch_size = 4
+  c.eval_batch_size = 32
+  c.log_every_steps = 20
+  c.loss.synthetic = 3.0
+  if stage == "s1":
+    c.optimizer.generator_lr = 1e-3
+    c.optimizer.discriminator_lr = 1e-3
+    c.total_steps = 300
+    c.optimizer.milestones_epochs = (0.5,)  # x0.1 after 250 steps
+  else:
+    c.optimizer.generator_lr = 2e-4
+    c.optimizer.discriminator_lr = 2e-4
+    c.total_steps = 100
+    c.optimizer.milestones_epochs = (40,)
+  c.checkpoint_every_steps = 100
+  c.eval_every_steps = 0  # 0: once per epoch and at the end.
+  if arg in (None, ""):
+    for part in (c.dataset, c.synthetic):
+      for k, v in XSUP_SYNTHETIC_REDUCED.items():
+        part.builder_overrides[k] = v
+  if arg == "full":
+    c.total_steps *= 20
+    if stage == "s1":
+      c.optimizer.milestones_epochs = (2.5,)  # x0.1 after 5000 steps
+  elif arg == "tiny":
+    c.dataset.config = "tiny"
+    c.synthetic.config = "tiny"
+    _tiny_xsup_run(c)
+  elif arg:
+    raise ValueError(f"Unknown variant {arg!r}; known: full, tiny")
   return c
