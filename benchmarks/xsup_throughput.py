@@ -18,7 +18,7 @@ process peak RSS on CPU, which includes the whole Python process).
 
     python benchmarks/xsup_throughput.py [--preset r18_128] \
         [--preset r50_256] [--batch 8] [--views 4] [--steps 10] \
-        [--dtype float32|bfloat16] [--devices 1]
+        [--dtype float32|bfloat16] [--devices 1] [--depth_dim 32]
 """
 
 import argparse
@@ -68,7 +68,7 @@ def random_data(rng: np.random.Generator, num: int, views: int, size: int):
 
 
 def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
-              devices: int):
+              devices: int, depth_dim: int = 0):
   # pylint: disable=g-import-not-at-top
   from xsup import config_defaults
   from xsup.data import pipeline
@@ -79,6 +79,8 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
   config = config_defaults.xsup("s2")
   config.model.resnet_depth = spec["resnet_depth"]
   config.model.dtype = dtype
+  if depth_dim:
+    config.model.depth_dim = depth_dim
   config.batch_size = batch
   config.num_devices = devices
   rng = np.random.default_rng(0)
@@ -111,6 +113,7 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
   images = batch * views + batch_arrays["synthetic_image"].shape[0]
   return {
       "preset": preset, "batch": batch, "views": views, "dtype": dtype,
+      "depth_dim": config.model.depth_dim,
       "devices": mesh.size, "step_s": per_step,
       "examples_per_s": batch / per_step,
       "detector_images_per_s": images / per_step,
@@ -130,10 +133,14 @@ def main(argv=None):
   parser.add_argument("--dtype", default="float32",
                       choices=["float32", "bfloat16"])
   parser.add_argument("--devices", type=int, default=1)
+  parser.add_argument("--depth_dim", type=int, default=0,
+                      help="depth bins D (default 64, the published head; "
+                      "the reference code needs D = input / 4 at 128 px)")
   parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args(argv)
   rows = [benchmark(p, args.batch, args.views, args.steps, args.dtype,
-                    args.devices) for p in (args.preset or ["r18_128"])]
+                    args.devices, args.depth_dim)
+          for p in (args.preset or ["r18_128"])]
   device = jax.devices()[0]
   print(f"\nXSup S2 step on {len(jax.devices())} x {device.platform} "
         f"({device.device_kind}), {os.cpu_count()} CPU cores visible")

@@ -6,26 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import model_fixtures
 from xsup.models import detector
 from xsup.models import resnet
-
-
-def _numpy_variables(abstract, seed=0):
-  """Concrete variables drawn with numpy (much faster than init on CPU)."""
-  rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = jax.tree_util.keystr(path)
-    if "kernel" in name:
-      value = rng.normal(size=leaf.shape) * np.sqrt(
-          2.0 / np.prod(leaf.shape[:-1]))
-    elif "scale" in name or "var" in name:
-      value = np.ones(leaf.shape)
-    else:
-      value = np.zeros(leaf.shape)
-    return jnp.asarray(value, leaf.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def _small_detector(**kwargs):
@@ -59,7 +42,7 @@ def test_small_detector_forward_backward():
   model = _small_detector()
   images = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)),
                        jnp.float32)
-  variables = _numpy_variables(_abstract(model, images.shape))
+  variables = model_fixtures.numpy_variables(_abstract(model, images.shape))
 
   @jax.jit
   def step(params, batch_stats, images):
@@ -109,7 +92,7 @@ def test_deconv_matches_torch_conv_transpose():
   abstract = jax.eval_shape(lambda: head.init(jax.random.key(0), x,
                                               train=False))
   assert abstract["params"]["deconv0"]["kernel"].shape == (4, 4, 4, 2)
-  hv = _numpy_variables(abstract)
+  hv = model_fixtures.numpy_variables(abstract)
   hv["params"]["deconv0"]["kernel"] = jnp.asarray(w.transpose(2, 3, 1, 0))
   _, inter = head.apply(hv, x, train=False, capture_intermediates=True,
                         mutable=["intermediates"])
@@ -120,7 +103,8 @@ def test_deconv_matches_torch_conv_transpose():
 def test_normalisation_and_heatmap_channel_layout():
   # With a zero final kernel the logits are the final bias: channel j*D + d.
   model = _small_detector(num_joints=2, depth_dim=8, num_hypo=1)
-  variables = _numpy_variables(_abstract(model, (1, 32, 32, 3)))
+  variables = model_fixtures.numpy_variables(
+      _abstract(model, (1, 32, 32, 3)))
   bias = np.zeros((2, 8), np.float32)
   bias[0, 2] = 30.0
   bias[1, 6] = 30.0
@@ -165,3 +149,23 @@ def test_bad_images_raise():
     _abstract(model, (1, 60, 64, 3))
   with pytest.raises(ValueError, match=r"\[B, H, W, 3\]"):
     _abstract(model, (1, 64, 64, 1))
+
+
+def test_subpixel_deconv_equals_transposed_convolution_with_gradients():
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(2, 3, 4, 5)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(4, 4, 6, 5)), jnp.float32)
+
+  def dilated(x, k):  # What nn.ConvTranspose(transpose_kernel=True) runs.
+    return jax.lax.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2)),
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  transpose_kernel=True)
+
+  np.testing.assert_allclose(detector.deconv4x4_stride2(x, kernel),
+                             dilated(x, kernel), atol=1e-5)
+  cotangent = jnp.asarray(rng.normal(size=(2, 6, 8, 6)), jnp.float32)
+  grads = [jax.grad(lambda x, k: jnp.sum(f(x, k) * cotangent),
+                    argnums=(0, 1))(x, kernel)
+           for f in (detector.deconv4x4_stride2, dilated)]
+  for ours, ref in zip(*grads):
+    np.testing.assert_allclose(ours, ref, atol=1e-4)

@@ -245,3 +245,38 @@ def test_export_rejects_missing_files(tmp_path):
     export.load_model(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="No exported parameters"):
     export.load_variables(str(tmp_path / "params.npz"))
+
+
+def _learning_rates(opt_config, steps_per_epoch, total, at):
+  """Learning rates the optimiser applies at the given steps (unit grads)."""
+  opt = lifting_train.make_optimizer(opt_config, steps_per_epoch, total)
+  params = {"w": jnp.zeros(())}
+  state = opt.init(params)
+  rates = {}
+  for step in range(max(at) + 1):
+    updates, state = opt.update({"w": jnp.ones(())}, state, params)
+    if step in at:
+      rates[step] = float(updates["w"])
+  return rates
+
+
+def test_learning_rate_schedules():
+  c = config_defaults.lifting("teacher").optimizer
+  c.momentum = 0.0
+  c.weight_decay = 0.0
+  c.learning_rate = 0.1
+  c.decay_every_epochs = 2
+  # Paper schedule: halved every 2 epochs of 5 steps.
+  rates = _learning_rates(c, 5, 40, at=(0, 9, 10, 20))
+  np.testing.assert_allclose([rates[s] for s in (0, 9, 10, 20)],
+                             [-0.1, -0.1, -0.05, -0.025], rtol=1e-6)
+  c.schedule = "cosine"
+  rates = _learning_rates(c, 5, 40, at=(0, 20, 39))
+  np.testing.assert_allclose(rates[0], -0.1, rtol=1e-6)
+  np.testing.assert_allclose(rates[20], -0.05, rtol=1e-6)  # cos(pi/2) half
+  assert abs(rates[39]) < 0.1 * (1 - np.cos(np.pi / 40)) / 2 + 1e-9
+  with pytest.raises(ValueError, match="total number of steps"):
+    lifting_train.make_optimizer(c, 5, 0)
+  c.schedule = "linear"
+  with pytest.raises(ValueError, match="Unknown optimizer.schedule"):
+    lifting_train.make_optimizer(c, 5, 40)

@@ -24,6 +24,7 @@ from xsup import main as xsup_main
 from xsup import skeleton
 from xsup.data import pipeline
 from xsup.data.synthetic import poses as poses_lib
+from xsup.geometry import patch as patch_lib
 from xsup.models import detector as detector_lib
 from xsup.models import discriminator as discriminator_lib
 from xsup.train import loop
@@ -121,10 +122,10 @@ def trees_differ(a, b) -> bool:
 
 
 def test_patch_coordinates_round_trip_to_camera(tiny_splits):
-  np.testing.assert_allclose(xsup_train.patch_units_to_mm(2000.0, 256),
+  np.testing.assert_allclose(patch_lib.patch_units_to_mm(2000.0, 256),
                              [1000.0, 1000.0, 2000.0], rtol=1e-6)
   np.testing.assert_allclose(
-      xsup_train.normalise_patch_joints(
+      patch_lib.normalise_patch_joints(
           np.array([[[32.0, 16.0]]]), np.array([[500.0]]), S,
           np.array([2000.0])), [[[0.0, -0.5, 0.25]]])
   for split in ("synthetic", "test"):
@@ -132,7 +133,7 @@ def test_patch_coordinates_round_trip_to_camera(tiny_splits):
     joints, rect = xsup_train.synthetic_joints(raw, S, 2000.0)
     cam = raw["joints_3d_camera"]
     n = cam.shape[0] * cam.shape[1]
-    back = xsup_train.patch_to_camera(
+    back = patch_lib.patch_to_camera(
         joints.reshape(n, 18, 3), raw["affine"].reshape(n, 2, 3),
         raw["focal"].reshape(n, 2), raw["center"].reshape(n, 2),
         cam[..., 0, 2].reshape(n), rect.reshape(n), S)
@@ -488,6 +489,9 @@ def test_reference_config_trains_two_steps_on_a_fixture(name, tmp_path,
     assert metrics["num_samples"] > 0
     assert np.isfinite(metrics["confident/mpjpe"])
     assert np.isfinite(metrics["best/p_mpjpe"])
+    if config.dataset.eval_protocol == "mpi_inf_3dhp":
+      for key in ("confident/pck150", "best/auc", "confident/pa_pck150"):
+        assert 0.0 <= metrics[key] <= 1.0, (split, key)
   records = [r for r in _records(workdir) if "train/loss" in r]
   assert records[-1]["train/synthetic"] > 0
   if config.stage == "s2":

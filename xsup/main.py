@@ -7,7 +7,9 @@ r"""Command line: train, fine-tune, evaluate and export.
 `config.trainer` names the method module in `xsup/train/` (see TRAINERS);
 each provides `get_task(config)`. Outputs under `--workdir`:
 `checkpoints/` (orbax), TensorBoard events, `metrics.jsonl`,
-`eval/<split>_metrics.json` and, with `--mode export`, `export/`.
+`eval/<split>_metrics.json` and, with `--mode export`, `export/`
+(parameters, model and inference settings; run it on images or 2D keypoints
+with `python -m xsup.predict`).
 """
 
 import importlib
@@ -75,7 +77,7 @@ def execute(config, workdir: str, mode: str):
     state, step = loop.restore_latest(task, config, workdir)
     name, kwargs, variables = task.export_spec(state)
     directory = export.save(os.path.join(workdir, "export"), name, kwargs,
-                            variables)
+                            variables, metadata=task.export_metadata())
     logging.info("Exported step %d to %s", step, directory)
     return directory
   raise ValueError(f"Unknown mode {mode!r}")

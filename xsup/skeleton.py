@@ -216,6 +216,16 @@ _MPI3DHP17_FROM_MPI3DHP28 = tuple(
 # H36M-17 from 3DHP test joints: thorax = neck, neck_nose = head.
 _H36M17_FROM_MPI3DHP17 = tuple(
     (i,) for i in (14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4))
+# 3DHP test joints from H36M-17 (or the first 17 joints of H36M-18, which
+# share its order), the inverse of the table above: neck = H36M thorax (the
+# H36M-18 "neck"), head = H36M neck/nose (H36M-18 "nose"), head top = H36M
+# head. Approximation: 3DHP "spine" is the lowest spine joint while the
+# H36M spine / H36M-18 "torso" lies higher (for H36M-18 poses mapped from
+# 3DHP it is the 3DHP spine2 joint); spine is not one of the 14 PCK/AUC
+# joints. The H36M-18 thorax (mid-shoulders) has no 3DHP joint and is
+# dropped.
+_MPI3DHP17_FROM_H36M17 = tuple(
+    (i,) for i in (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6, 0, 7, 9))
 _H36M17_FROM_MPII16 = ((6,), (2,), (1,), (0,), (3,), (4,), (5,), (6, 7), (7,),
                        (8,), (9,), (13,), (14,), (15,), (12,), (11,), (10,))
 # COCO has no pelvis/spine/thorax/head top: built from hips/shoulders/face.
@@ -230,6 +240,8 @@ _CONVERSIONS: Dict[Tuple[str, str], Tuple[Tuple[int, ...], ...]] = {
     ("mpi3dhp28", "h36m18"): _H36M18_FROM_MPI3DHP28,
     ("mpi3dhp28", "mpi3dhp17"): _MPI3DHP17_FROM_MPI3DHP28,
     ("mpi3dhp17", "h36m17"): _H36M17_FROM_MPI3DHP17,
+    ("h36m17", "mpi3dhp17"): _MPI3DHP17_FROM_H36M17,
+    ("h36m18", "mpi3dhp17"): _MPI3DHP17_FROM_H36M17,
     ("mpii16", "h36m17"): _H36M17_FROM_MPII16,
     ("coco17", "h36m17"): _H36M17_FROM_COCO17,
 }

@@ -1,1 +1,1 @@
-"""Geometry: rotations, cameras, alignment and triangulation (jnp, batched)."""
+"""Geometry: rotations, cameras, patch coordinates, alignment, triangulation."""

@@ -12,7 +12,11 @@ y and `num_hypo` depth hypotheses).
 The transposed convolutions compute exactly torch's
 `ConvTranspose2d(k=4, stride=2, padding=1)` (output = 2 x input); their flax
 kernels `[4, 4, out, in]` are torch's `[in, out, 4, 4]` weights transposed by
-(2, 3, 1, 0). Initialisation follows the published head: Kaiming normal
+(2, 3, 1, 0) (the layout of `flax.linen.ConvTranspose(transpose_kernel=True)`).
+They are evaluated in sub-pixel form (`StridedDeconv`): four 2x2 convolutions,
+one per output phase, interleaved; the same numbers as the dilated
+convolution XLA emits for a transposed convolution, about 10x faster to
+differentiate on CPU. Initialisation follows the published head: Kaiming normal
 (fan-out) kernels, zero biases, BatchNorm scale 1 / bias 0.
 
 Pretrained backbone weights: `xsup.models.pretrained.load_torchvision_resnet`
@@ -26,6 +30,7 @@ from typing import Any, Dict
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from xsup.models import integral
 from xsup.models import resnet
@@ -34,6 +39,60 @@ Dtype = Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _phase_taps(phase: int) -> np.ndarray:
+  """Kernel rows used by output phase `phase` (0: even, 1: odd rows).
+
+  For stride 2, padding 1, kernel 4: output row 2m takes input rows m - 1
+  and m through kernel rows 3 and 1; row 2m + 1 takes rows m and m + 1
+  through kernel rows 2 and 0, i.e. tap t of phase a uses row 3 - a - 2t.
+  """
+  return np.array([3 - phase - 2 * t for t in (0, 1)])
+
+
+def deconv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """torch `ConvTranspose2d(k=4, stride=2, padding=1, bias=False)`.
+
+  Args:
+    x: `[B, h, w, C_in]`.
+    kernel: `[4, 4, C_out, C_in]` (flax transposed-kernel layout).
+
+  Returns:
+    `[B, 2h, 2w, C_out]`.
+  """
+  b, h, w, _ = x.shape
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  rows = []
+  for a in (0, 1):
+    cols = []
+    for c in (0, 1):
+      taps = kernel[_phase_taps(a)][:, _phase_taps(c)]  # [2, 2, out, in]
+      cols.append(jax.lax.conv_general_dilated(
+          padded[:, a:a + h + 1, c:c + w + 1],
+          jnp.transpose(taps, (0, 1, 3, 2)), (1, 1), "VALID",
+          dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    rows.append(jnp.stack(cols, axis=3))  # [B, h, w, 2 (column phase), out]
+  out = jnp.stack(rows, axis=2)  # [B, h, 2 (row phase), w, 2, out]
+  return out.reshape(b, 2 * h, 2 * w, out.shape[-1])
+
+
+class StridedDeconv(nn.Module):
+  """4x4 stride-2 transposed convolution without bias (x2 upsampling).
+
+  Attributes:
+    features: output channels.
+    dtype: compute dtype (the kernel parameter is float32).
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """`[B, h, w, C_in]` -> `[B, 2h, 2w, features]`."""
+    kernel = self.param("kernel", resnet.conv_init,
+                        (4, 4, self.features, x.shape[-1]), jnp.float32)
+    return deconv4x4_stride2(x.astype(self.dtype), kernel.astype(self.dtype))
 
 
 class DeconvHead(nn.Module):
@@ -54,11 +113,8 @@ class DeconvHead(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """`[B, h, w, C]` -> `[B, h * 2**num_layers, w * 2**num_layers, out]`."""
     for i in range(self.num_layers):
-      x = nn.ConvTranspose(
-          self.num_filters, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-          transpose_kernel=True, use_bias=False, dtype=self.dtype,
-          param_dtype=jnp.float32, kernel_init=resnet.conv_init,
-          name=f"deconv{i}")(x)
+      x = StridedDeconv(self.num_filters, dtype=self.dtype,
+                        name=f"deconv{i}")(x)
       x = nn.BatchNorm(use_running_average=not train,
                        momentum=resnet.BN_MOMENTUM, epsilon=resnet.BN_EPSILON,
                        dtype=self.dtype, param_dtype=jnp.float32,

@@ -49,12 +49,31 @@ def student_kwargs(model_config) -> Dict[str, Any]:
 
 
 def make_optimizer(opt_config: ml_collections.ConfigDict,
-                   steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD with momentum and L2 weight decay, lr halved every N epochs."""
-  schedule = optax.exponential_decay(
-      opt_config.learning_rate,
-      transition_steps=max(1, opt_config.decay_every_epochs * steps_per_epoch),
-      decay_rate=opt_config.decay_factor, staircase=True)
+                   steps_per_epoch: int, total_steps: int = 0
+                   ) -> optax.GradientTransformation:
+  """SGD (momentum) or Adam with L2 weight decay and a learning-rate schedule.
+
+  `opt_config.schedule`: "step" (default; the paper's: x`decay_factor`
+  every `decay_every_epochs`) or "cosine" (cosine decay to 0 over
+  `total_steps`, which short runs need so that the BatchNorm running
+  statistics catch up with the weights before the end).
+  """
+  schedule_name = opt_config.get("schedule", "step")
+  if schedule_name == "step":
+    schedule = optax.exponential_decay(
+        opt_config.learning_rate,
+        transition_steps=max(1, opt_config.decay_every_epochs *
+                             steps_per_epoch),
+        decay_rate=opt_config.decay_factor, staircase=True)
+  elif schedule_name == "cosine":
+    if total_steps <= 0:
+      raise ValueError("optimizer.schedule='cosine' needs the run's total "
+                       "number of steps")
+    schedule = optax.cosine_decay_schedule(opt_config.learning_rate,
+                                           total_steps)
+  else:
+    raise ValueError(f"Unknown optimizer.schedule {schedule_name!r}; known: "
+                     "step, cosine")
   if opt_config.name == "sgd":
     return optax.chain(optax.add_decayed_weights(opt_config.weight_decay),
                        optax.sgd(schedule, momentum=opt_config.momentum))
@@ -133,7 +152,8 @@ class LiftingTask(loop.Task):
   # State --------------------------------------------------------------
   @functools.cached_property
   def optimizer(self) -> optax.GradientTransformation:
-    return make_optimizer(self.config.optimizer, self.steps_per_epoch)
+    return make_optimizer(self.config.optimizer, self.steps_per_epoch,
+                          loop.total_steps(self.config, self))
 
   def init_state(self, key: jax.Array) -> state_lib.TrainState:
     dummy = jnp.zeros((2, 17, 2), jnp.float32)
@@ -277,6 +297,13 @@ class LiftingTask(loop.Task):
     if self.stage == "teacher":
       return "teacher", teacher_kwargs(self.config.model), variables
     return "student", student_kwargs(self.config.model), variables
+
+  def export_metadata(self) -> Dict[str, Any]:
+    """Input of `predict_3d`: H36M-17 2D keypoints, normalised by
+    `camera.normalize_2d_lifting` (its defaults); `norm_scale` is the
+    training split's scale, which inference may reuse."""
+    return {"input": "keypoints_2d", "skeleton": "h36m17",
+            "norm_scale": float(self.train_data["norm_scale"][0])}
 
 
 def _split_name(split: str) -> str:

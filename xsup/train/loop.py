@@ -10,7 +10,8 @@ and its evaluator); this module runs it the same way for every method:
   same numbers as an uninterrupted one;
 * orbax checkpoints under `<workdir>/checkpoints/` (resume order: workdir,
   then `config.init_checkpoint`, then from scratch);
-* clu writers (TensorBoard + console) and `<workdir>/metrics.jsonl`;
+* clu writers (TensorBoard + console) and `<workdir>/metrics.jsonl`, plus
+  the task's image summaries every `config.image_every_steps` steps;
 * a stop with a clear message on non-finite losses or gradients, before any
   checkpoint of the broken state is written.
 """
@@ -75,10 +76,31 @@ class Task(abc.ABC):
     return state.replace(params=restored["params"],
                          batch_stats=restored["batch_stats"])
 
+  def summary_images(self, state: state_lib.TrainState
+                     ) -> Dict[str, np.ndarray]:
+    """TensorBoard images: name -> uint8 `[N, H, W, 3]` (default: none).
+
+    Called every `config.image_every_steps` steps and at the last step
+    (never when the field is 0 or missing) on every process, like
+    `evaluate`, since it may run computations over the replicated state;
+    only process 0 writes the result.
+    """
+    del state
+    return {}
+
   def export_spec(self, state: state_lib.TrainState
                   ) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
     """(model name, model kwargs, variables) written by `--mode export`."""
     raise NotImplementedError(f"{type(self).__name__} has no export")
+
+  def export_metadata(self) -> Optional[Dict[str, Any]]:
+    """JSON-serialisable inference settings stored with the export.
+
+    Saved as `model.json["inference"]` (see `xsup.export`); what
+    `xsup.predict` needs besides the parameters, e.g. the input size.
+    None: nothing to store.
+    """
+    return None
 
 
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -253,6 +275,7 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
   log_every = config.get("log_every_steps", 50)
   ckpt_every = config.get("checkpoint_every_steps") or task.steps_per_epoch
   eval_every = config.get("eval_every_steps") or task.steps_per_epoch
+  image_every = int(config.get("image_every_steps") or 0)
   report = periodic_actions.ReportProgress(num_train_steps=num_steps,
                                            writer=writer,
                                            every_steps=log_every)
@@ -290,6 +313,10 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
               meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort()))))
         if done % eval_every == 0 or is_last:
           write_eval(workdir, done, task.evaluate(state), writer, jsonl)
+        if image_every > 0 and (done % image_every == 0 or is_last):
+          images = task.summary_images(state)
+          if is_main and images:
+            writer.write_images(done, images)
   finally:
     # Let a pending asynchronous save complete even when training fails, so
     # the last good checkpoint is never lost.
@@ -299,20 +326,28 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
 
 def restore_latest(task: Task, config: ml_collections.ConfigDict,
                    workdir: str) -> Tuple[state_lib.TrainState, int]:
-  """The latest checkpoint of `workdir` restored into the task's state."""
-  logging.info("%d steps per epoch", task.steps_per_epoch)
-  root_key = jax.random.PRNGKey(config.seed)
-  init_key, _ = jax.random.split(root_key)
-  abstract = jax.eval_shape(task.init_state, init_key)
-  shardings = jax.tree.map(lambda _: state_lib.replicated(task.mesh),
-                           abstract)
-  manager = checkpoint_manager(os.path.join(workdir, "checkpoints"))
-  step = manager.latest_step()
-  if step is None:
+  """The latest checkpoint of `workdir` for evaluation or export.
+
+  Only the step, parameters and BatchNorm statistics are restored (the
+  optimiser state is left as None), so a run evaluates or exports whatever
+  optimiser trained it, without loading its training data.
+  """
+  del config  # The checkpoint alone defines what is restored.
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory) or ocp.CheckpointManager(
+      os.path.abspath(directory)).latest_step() is None:
     raise FileNotFoundError(
-        f"No checkpoint in {manager.directory}; train first (--mode train) "
-        "or point --workdir at a trained run")
-  return restore_state(manager, step, abstract, shardings), step
+        f"No checkpoint in {os.path.abspath(directory)}; train first "
+        "(--mode train) or point --workdir at a trained run")
+  restored, step = load_checkpoint_tree(directory)
+  for field in ("params", "batch_stats"):
+    if field not in restored:
+      raise ValueError(f"Checkpoint {directory} step {step} has no "
+                       f"{field!r}; expected a TrainState")
+  state = state_lib.TrainState(
+      step=jnp.asarray(step, jnp.int32), params=restored["params"],
+      batch_stats=restored["batch_stats"], opt_state=None)
+  return jax.device_put(state, state_lib.replicated(task.mesh)), step
 
 
 def evaluate_only(task: Task, config: ml_collections.ConfigDict,

@@ -1,4 +1,4 @@
-"""X-as-Supervision: the two-optimiser adversarial step, evaluation, export.
+"""X-as-Supervision: the two domains' data, the two-optimiser step, export.
 
 `config.stage` picks the loss set (SPEC.md section 1):
   * `s1`: synthetic supervision only (all other weights are 0 and their
@@ -37,30 +37,20 @@ the patch scale enter the step as run-time values (`step_extras`), so
 changing them never recompiles; the set of computed terms is fixed by which
 weights of the config are non-zero.
 
-Patch coordinates (the detector's targets and outputs, normalised):
-  x = u / S * 2 - 1 and y = v / S * 2 - 1 for patch pixels (u, v) of an
-  S-pixel patch; z = (depth - pelvis depth) / rect_mm, where rect_mm is the
-  metric width of the patch at the pelvis depth. With the patch depth unit
-  of SPEC.md (rect_mm / S mm per pixel, relative to the pelvis) z is the
-  relative depth in patch pixels divided by S, so z = 1 lies one patch width
-  behind the pelvis while x = 1 is half a patch width right of the centre
-  (the published SURREAL target convention, depth / 2000 mm). rect_mm is
-  computed per sample as S / (affine scale) * pelvis depth / fx when the
-  split has camera-frame joints (2000 mm for the Human3.6M and MPI-INF-3DHP
-  crops, which cut a 2000 mm square at the pelvis; it varies per sample for
-  `synthetic_multiview`, whose crops frame the projected joints), and is
-  `config.synthetic.rect_3d_mm` otherwise (SURREAL renders: 2000 mm).
-  A root-relative pose in millimetres is then
-  joints * (rect_mm / 2, rect_mm / 2, rect_mm) (x, y at the pelvis depth):
-  `xsup.losses.xsup.patch_to_metric_scale(rect_mm, S)` times S / (S - 1)
-  (that function maps x by (S - 1) / 2 pixels where the detector divides by
-  S). The symmetry and adversarial losses use this scale with the nominal
-  `config.dataset.rect_3d_mm` (the target domain's depth is unknown).
+Patch coordinates (the detector's targets and outputs: x, y in [-1, 1]
+over the patch, z = relative depth / rect_mm) and their conversion to
+millimetres are documented in `xsup.geometry.patch`. The symmetry and
+adversarial losses use `patch_units_to_mm` with the nominal
+`config.dataset.rect_3d_mm` (the target domain's depth is unknown).
 
-Evaluation converts predictions to camera millimetres properly: x, y back to
-image pixels through the inverse crop affine, z * rect_mm + the ground-truth
-pelvis depth (rect_mm from that depth), then back-projection with the
-camera's focal length and centre; errors are root-relative.
+Evaluation (`XSupTask.evaluate_split`) predicts and hands the predictions
+to `xsup.evaluate.evaluate_image_predictions` (camera-millimetre errors of
+the confident and best hypotheses, 2D error, left/right ambiguity,
+triangulation, mean-pose baseline; `config.dataset.eval_protocol`
+`"mpi_inf_3dhp"` adds that dataset's PCK / AUC). Image summaries
+(`summary_images`, every `config.image_every_steps` steps) are drawn by
+`xsup.train.xsup_summaries` for the first few target training, synthetic
+and first-evaluation-split examples (view 0).
 """
 
 from __future__ import annotations
@@ -78,12 +68,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from xsup import metrics as metrics_lib
+from xsup import evaluate as evaluate_lib
 from xsup import skeleton as skel
 from xsup.data import pipeline
 from xsup.data.synthetic import poses as poses_lib
-from xsup.geometry import camera as camera_lib
-from xsup.geometry import triangulation
+from xsup.geometry import patch as patch_lib
 from xsup.losses import xsup as losses
 from xsup.models import detector as detector_lib
 from xsup.models import discriminator as discriminator_lib
@@ -91,6 +80,7 @@ from xsup.models import physique as physique_lib
 from xsup.models import render
 from xsup.train import loop
 from xsup.train import state as state_lib
+from xsup.train import xsup_summaries
 
 STAGES = ("s1", "s2")
 # Loss terms computed on the target domain (need its forward pass).
@@ -104,88 +94,7 @@ Batch = pipeline.Batch
 
 
 # ---------------------------------------------------------------------------
-# Patch geometry (host-side numpy unless stated).
-
-
-def patch_rect_mm(affine: np.ndarray, focal: np.ndarray,
-                  pelvis_depth: np.ndarray, image_size: int) -> np.ndarray:
-  """Metric width (mm) of each patch at its pelvis depth.
-
-  Args:
-    affine: `[..., 2, 3]` image -> patch pixels.
-    focal: `[..., 2]` (fx, fy) pixels.
-    pelvis_depth: `[...]` camera z of the pelvis, mm.
-    image_size: patch side S, pixels.
-
-  Returns:
-    `[...]` mm: S / scale(affine) * pelvis_depth / fx.
-  """
-  affine = np.asarray(affine, np.float64)
-  scale = np.sqrt(np.abs(np.linalg.det(affine[..., :2, :2])))
-  return (image_size / scale * np.asarray(pelvis_depth, np.float64)
-          / np.asarray(focal, np.float64)[..., 0]).astype(np.float32)
-
-
-def normalise_patch_joints(joints_2d_patch: np.ndarray,
-                           depth_rel_mm: np.ndarray, image_size: int,
-                           rect_mm: np.ndarray) -> np.ndarray:
-  """Patch pixels + relative depth -> normalised patch coordinates.
-
-  Args:
-    joints_2d_patch: `[..., J, 2]` patch pixels.
-    depth_rel_mm: `[..., J]` camera depth minus pelvis depth, mm.
-    image_size: S.
-    rect_mm: `[...]` (or scalar) patch width at the pelvis depth, mm.
-
-  Returns:
-    `[..., J, 3]` float32 (u / S * 2 - 1, v / S * 2 - 1, depth / rect_mm).
-  """
-  xy = np.asarray(joints_2d_patch, np.float64) / image_size * 2.0 - 1.0
-  rect = np.asarray(rect_mm, np.float64)[..., None]
-  z = np.asarray(depth_rel_mm, np.float64) / rect
-  return np.concatenate([xy, z[..., None]], axis=-1).astype(np.float32)
-
-
-def patch_units_to_mm(rect_mm: float, image_size: int) -> np.ndarray:
-  """`[3]` mm per normalised patch unit: (rect / 2, rect / 2, rect).
-
-  Built on `losses.patch_to_metric_scale` (which maps x by (S - 1) / 2
-  pixels) rescaled by S / (S - 1) to the detector's u / S * 2 - 1 convention.
-  """
-  return (losses.patch_to_metric_scale(rect_mm, image_size)
-          * np.float32(image_size / (image_size - 1)))
-
-
-def patch_to_camera(joints: np.ndarray, affine: np.ndarray,
-                    focal: np.ndarray, center: np.ndarray,
-                    pelvis_depth: np.ndarray, rect_mm: np.ndarray,
-                    image_size: int) -> np.ndarray:
-  """Normalised patch joints -> camera-frame millimetres.
-
-  Args:
-    joints: `[N, ..., J, 3]` normalised patch coordinates (any axes between
-      N and J, e.g. hypotheses).
-    affine: `[N, 2, 3]` image -> patch pixels.
-    focal, center: `[N, 2]` pixels.
-    pelvis_depth: `[N]` camera z of the pelvis (mm), e.g. ground truth.
-    rect_mm: `[N]` patch width at the pelvis depth (mm).
-    image_size: S.
-
-  Returns:
-    `[N, ..., J, 3]` float64 camera mm.
-  """
-  joints = np.asarray(joints, np.float64)
-  extra = joints.ndim - 3
-  expand = lambda a: np.asarray(a, np.float64).reshape(
-      a.shape[:1] + (1,) * extra + a.shape[1:])
-  pixels = (joints[..., :2] + 1.0) / 2.0 * image_size
-  inverse = np.asarray(camera_lib.invert_affine(np.asarray(affine,
-                                                           np.float64)))
-  image = np.asarray(camera_lib.apply_affine(pixels, expand(inverse)))
-  depth = (joints[..., 2] * expand(np.asarray(rect_mm))[..., None]
-           + expand(np.asarray(pelvis_depth))[..., None])
-  return np.asarray(camera_lib.backproject(image, depth, expand(focal),
-                                           expand(center)), np.float64)
+# Real poses of the prior (host-side numpy).
 
 
 # Level camera looking along world +Y of a Z-up world: camera x = world x,
@@ -218,45 +127,6 @@ def sample_real_poses(rng: np.random.Generator, num: int,
   rot = rot @ _LEVEL_CAMERA
   cam = np.einsum("nij,nkj->nki", rot, world - world[:, :1])
   return (cam * 1e-3).astype(np.float32)
-
-
-def swap_left_right(pred_2d: np.ndarray, gt_2d: np.ndarray,
-                    pairs: Sequence[Tuple[int, int]] = _H18.flip_pairs
-                    ) -> Tuple[np.ndarray, np.ndarray]:
-  """Which left/right pairs to swap so that the 2D error drops.
-
-  A pair (r, l) is swapped when |p_l - g_r| + |p_r - g_l| <
-  |p_r - g_r| + |p_l - g_l| (Euclidean, pixels).
-
-  Args:
-    pred_2d: `[..., J, 2]` predictions.
-    gt_2d: `[..., J, 2]` ground truth.
-    pairs: (right, left) joint pairs.
-
-  Returns:
-    `(permutation [..., J] int, swapped [..., P] bool)`: gather joints with
-    `np.take_along_axis(x, permutation[..., None], axis=-2)`.
-  """
-  pairs = np.asarray(pairs)
-  r, l = pairs[:, 0], pairs[:, 1]
-  dist = lambda a, b: np.linalg.norm(a - b, axis=-1)
-  keep = dist(pred_2d[..., r, :], gt_2d[..., r, :]) + dist(
-      pred_2d[..., l, :], gt_2d[..., l, :])
-  swap = dist(pred_2d[..., l, :], gt_2d[..., r, :]) + dist(
-      pred_2d[..., r, :], gt_2d[..., l, :])
-  swapped = swap < keep
-  perm = np.broadcast_to(np.arange(pred_2d.shape[-2]),
-                         pred_2d.shape[:-1]).copy()
-  perm[..., r] = np.where(swapped, l, r)
-  perm[..., l] = np.where(swapped, r, l)
-  return perm, swapped
-
-
-def _take_joints(x: np.ndarray, perm: np.ndarray) -> np.ndarray:
-  """Gathers joints `[N, V, ..., J, C]` by `perm [N, V, J]`."""
-  extra = x.ndim - perm.ndim - 1
-  idx = perm.reshape(perm.shape[:2] + (1,) * extra + perm.shape[2:])
-  return np.take_along_axis(x, idx[..., None], axis=-2)
 
 
 # ---------------------------------------------------------------------------
@@ -357,12 +227,12 @@ def synthetic_joints(data: Batch, image_size: int, rect_3d_mm: float,
     _require(data, ("affine", "focal"), where)
     cam = np.asarray(data["joints_3d_camera"], np.float32)
     depth = cam[..., 2] - cam[..., :1, 2]
-    rect = patch_rect_mm(data["affine"], data["focal"], cam[..., 0, 2],
-                         image_size)
+    rect = patch_lib.patch_rect_mm(data["affine"], data["focal"],
+                                   cam[..., 0, 2], image_size)
   else:
     raise ValueError(f"{where}: needs joints_depth or joints_3d_camera for "
                      f"the depth targets; has {sorted(data)}")
-  return normalise_patch_joints(j2d, depth, image_size, rect), rect
+  return patch_lib.normalise_patch_joints(j2d, depth, image_size, rect), rect
 
 
 def prepare_synthetic(data: Batch, remove_background: bool,
@@ -511,6 +381,10 @@ class XSupTask(loop.Task):
     bad = [t for t, w in self.weights.items() if w < 0]
     if bad:
       raise ValueError(f"config.loss weights must be >= 0: {bad}")
+    self.eval_protocol = config.dataset.get("eval_protocol") or "h36m"
+    if self.eval_protocol not in evaluate_lib.EVAL_PROTOCOLS:
+      raise ValueError(f"config.dataset.eval_protocol={self.eval_protocol!r};"
+                       f" expected one of {evaluate_lib.EVAL_PROTOCOLS}")
     self._raw_train = dict(train_data or {})
     self._raw_eval = dict(eval_data or {})
     self._eval_sets: Dict[str, Batch] = {}
@@ -697,6 +571,21 @@ class XSupTask(loop.Task):
     return state.replace(params=params, batch_stats=stats)
 
   # Step -----------------------------------------------------------------
+  def render_lines(self, joints_2d: jax.Array) -> jax.Array:
+    """The line mask of the mask and physique losses (`config.render`).
+
+    Args:
+      joints_2d: `[B, 18, 2]` normalised patch (x, y) (hypothesis 0).
+
+    Returns:
+      `[B, S, S, 1]` in [0, 1].
+    """
+    cfg = self.config.render
+    return render.render_skeleton(
+        joints_2d, self.image_size,
+        links=render.line_links(cfg.extension_links),
+        body_width=cfg.body_width, arm_width_scale=cfg.arm_width_scale)
+
   def _active(self, term: str) -> bool:
     """Whether `term` is computed (static: weight > 0 in the config)."""
     return self.weights[term] > 0
@@ -717,8 +606,8 @@ class XSupTask(loop.Task):
         "weights": {t: np.float32(w) for t, w in self.weights.items()},
         "symmetry_bone": np.float32(cfg.loss.symmetry_bone),
         "symmetry_keypoint": np.float32(cfg.loss.symmetry_keypoint),
-        "units_to_mm": patch_units_to_mm(cfg.dataset.rect_3d_mm,
-                                         self.image_size),
+        "units_to_mm": patch_lib.patch_units_to_mm(cfg.dataset.rect_3d_mm,
+                                                   self.image_size),
         "lr_generator": np.float32(cfg.optimizer.generator_lr),
         "lr_discriminator": np.float32(cfg.optimizer.discriminator_lr),
         "milestones": milestones,
@@ -752,14 +641,9 @@ class XSupTask(loop.Task):
           batch["synthetic_joints"])
     if self._target_active:
       target_joints = joints[num_synthetic:]
-      size = self.image_size
       masks = batch["target_mask"].astype(jnp.float32) / 255.0
       if self._active("mask") or self._active("physique"):
-        rendered = render.render_skeleton(
-            target_joints[:, 0, :, :2], size,
-            links=render.line_links(cfg.render.extension_links),
-            body_width=cfg.render.body_width,
-            arm_width_scale=cfg.render.arm_width_scale)
+        rendered = self.render_lines(target_joints[:, 0, :, :2])
       if self._active("mask"):
         terms["mask"] = sum_over_groups(
             functools.partial(losses.mask_reconstruction_loss,
@@ -906,21 +790,29 @@ class XSupTask(loop.Task):
     def predict(variables, images):
       out = self.detector.apply(variables, images.astype(jnp.float32) / 255.0,
                                 train=False)
-      return out["joints"]
+      return out["joints"], out["depth_marginals"]
     return jax.jit(predict)
 
-  def predict(self, variables, images: np.ndarray) -> np.ndarray:
-    """uint8 `[N, S, S, 3]` -> normalised joints `[N, K, 18, 3]`."""
+  def predict_outputs(self, variables, images: np.ndarray
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """uint8 `[N, S, S, 3]` -> (normalised joints `[N, K, 18, 3]`, depth
+    marginals `[N, 18, D]`), in chunks of `config.eval_batch_size`."""
     chunk = int(self.config.get("eval_batch_size") or 64)
-    outs = []
+    joints, marginals = [], []
     for i in range(0, len(images), chunk):
       part = images[i:i + chunk]
       pad = chunk - len(part)
       if pad:  # One compiled shape for every chunk.
         part = np.concatenate([part, np.zeros((pad,) + part.shape[1:],
                                               part.dtype)])
-      outs.append(np.asarray(self._predict(variables, part))[:chunk - pad])
-    return np.concatenate(outs)
+      j, m = jax.device_get(self._predict(variables, part))
+      joints.append(np.asarray(j)[:chunk - pad])
+      marginals.append(np.asarray(m)[:chunk - pad])
+    return np.concatenate(joints), np.concatenate(marginals)
+
+  def predict(self, variables, images: np.ndarray) -> np.ndarray:
+    """uint8 `[N, S, S, 3]` -> normalised joints `[N, K, 18, 3]`."""
+    return self.predict_outputs(variables, images)[0]
 
   @functools.cached_property
   def baseline_pose(self) -> np.ndarray:
@@ -934,115 +826,75 @@ class XSupTask(loop.Task):
             for split in self.config.dataset.eval_splits}
 
   def evaluate_split(self, variables, data: Batch) -> Dict[str, Any]:
-    """Metrics of one prepared evaluation split (see module docstring)."""
+    """Metrics of one prepared evaluation split
+    (`xsup.evaluate.evaluate_image_predictions` of `predict`'s output)."""
     images = data["image"]
-    n, v, size = images.shape[0], images.shape[1], images.shape[2]
+    n, v = images.shape[0], images.shape[1]
     pred = self.predict(variables, images.reshape((-1,) + images.shape[2:]))
-    pred = pred.reshape((n, v) + pred.shape[1:]).astype(np.float64)
-    gt_cam = np.asarray(data["joints_3d_camera"], np.float64)
-    gt_2d = np.asarray(data["joints_2d_patch"], np.float64)
-    affine = np.asarray(data["affine"], np.float64)
-    focal = np.asarray(data["focal"], np.float64)
-    center = np.asarray(data["center"], np.float64)
-    pelvis = gt_cam[..., 0, 2]
-    rect = patch_rect_mm(affine, focal, pelvis, size)
-    actions = data.get("action")
+    pred = pred.reshape((n, v) + pred.shape[1:])
+    return evaluate_lib.evaluate_image_predictions(
+        pred, data, self.baseline_pose, protocol=self.eval_protocol,
+        swap=bool(self.config.get("eval_swap_left_right", True)))
 
-    pred_2d = (pred[:, :, 0, :, :2] + 1.0) / 2.0 * size
-    perm, swapped = swap_left_right(pred_2d, gt_2d)
-    swap = bool(self.config.get("eval_swap_left_right", True))
-    errors = {}
-    results: Dict[str, Any] = {}
-    results["mpjpe_2d_noswap"] = float(np.mean(np.linalg.norm(
-        pred_2d - gt_2d, axis=-1)))
-    if swap:
-      pred_sw = _take_joints(pred, perm)
-      pred_2d = _take_joints(pred_2d, perm)
-    else:
-      pred_sw = pred
-    errors["mpjpe_2d"] = np.linalg.norm(pred_2d - gt_2d, axis=-1).mean(
-        -1).reshape(-1)
-    results["ambiguity_ratio"] = float(np.mean(swapped))
-    if v > 1:
-      k = swapped.sum(axis=1)  # [N, P] views swapped per pair
-      results["ambiguity_cross_view"] = float(np.mean(np.minimum(k, v - k))
-                                              / v)
+  # Image summaries ----------------------------------------------------
+  @functools.cached_property
+  def summary_examples(self) -> Tuple[xsup_summaries.SummaryExamples, ...]:
+    """The fixed examples of the image summaries (view 0 of the first
+    `xsup_summaries.SUMMARY_EXAMPLES` target training, synthetic and, when
+    configured, first-evaluation-split examples)."""
+    num = xsup_summaries.SUMMARY_EXAMPLES
+    size = self.image_size
+    target = self.target_train
+    groups = [xsup_summaries.SummaryExamples(
+        "target_train", target["image"][:num, 0],
+        target["mask"][:num, 0, ..., 0].astype(np.float32) / 255.0, None,
+        np.full(len(target["image"][:num]), self.config.dataset.rect_3d_mm,
+                np.float32))]
+    synthetic = self.synthetic_train
+    groups.append(xsup_summaries.SummaryExamples(
+        "synthetic", synthetic["image"][:num, 0], None,
+        synthetic["joints"][:num, 0], synthetic["rect_mm"][:num, 0]))
+    splits = tuple(self.config.dataset.eval_splits)
+    if splits:
+      data = self.eval_data(splits[0])
+      part = {k: np.asarray(data[k])[:num] for k in
+              ("joints_2d_patch", "joints_3d_camera", "affine", "focal")}
+      labels, rect = synthetic_joints(
+          part, size, self.config.dataset.rect_3d_mm,
+          f"{self.config.dataset.name} split {splits[0]!r}")
+      groups.append(xsup_summaries.SummaryExamples(
+          f"eval_{splits[0]}", data["image"][:num, 0], None, labels[:, 0],
+          rect[:, 0]))
+    return tuple(groups)
 
-    def camera(p):  # [N, V, K, J, 3] -> [N, V, K, J, 3] mm
-      flat = p.reshape((n * v,) + p.shape[2:])
-      cam = patch_to_camera(flat, affine.reshape(-1, 2, 3),
-                            focal.reshape(-1, 2), center.reshape(-1, 2),
-                            pelvis.reshape(-1), rect.reshape(-1), size)
-      return cam.reshape(p.shape)
+  @functools.cached_property
+  def _render_lines_jit(self):
+    return jax.jit(self.render_lines)
 
-    gt_flat = gt_cam.reshape((n * v,) + gt_cam.shape[2:])
-
-    def add_3d(prefix, cam):
-      confident = cam[:, :, 0].reshape(gt_flat.shape)
-      dist = np.linalg.norm(cam - gt_cam[:, :, None], axis=-1)  # [N,V,K,J]
-      best_idx = np.argmin(dist, axis=2)[:, :, None, :, None]
-      best = np.take_along_axis(cam, best_idx, axis=2)[:, :, 0].reshape(
-          gt_flat.shape)
-      for mode, p in (("confident", confident), ("best", best)):
-        errors[f"{prefix}{mode}/mpjpe"] = metrics_lib.mpjpe(p, gt_flat)
-        errors[f"{prefix}{mode}/n_mpjpe"] = metrics_lib.n_mpjpe(p, gt_flat)
-        errors[f"{prefix}{mode}/p_mpjpe"] = metrics_lib.p_mpjpe(p, gt_flat)
-
-    add_3d("", camera(pred_sw))
-    if swap:
-      add_3d("noswap/", camera(pred))
-    base = np.broadcast_to(self.baseline_pose, gt_flat.shape)
-    errors["baseline/mpjpe"] = metrics_lib.mpjpe(base, gt_flat)
-    errors["baseline/p_mpjpe"] = metrics_lib.p_mpjpe(base, gt_flat)
-
-    view_actions = None if actions is None else np.repeat(
-        np.asarray(actions), v)
-    results.update(metrics_lib.summarize(errors, view_actions))
-    if v > 1 and "rot" in data and "trans" in data:
-      tri = self._triangulated_errors(pred_2d, data)
-      tri_summary = metrics_lib.summarize(tri, actions)
-      for key, value in tri_summary.items():
-        if key == "per_action":
-          for act, table in value.items():
-            results["per_action"][act].update(
-                {k: x for k, x in table.items() if k != "num_samples"})
-        elif key != "num_samples":
-          results[key] = value
-    results["num_samples"] = int(n)
-    results["num_views"] = int(v)
-    return results
-
-  def _triangulated_errors(self, pred_2d: np.ndarray, data: Batch
-                           ) -> Dict[str, np.ndarray]:
-    """Per-example errors `[N]` of the DLT triangulation of 2D predictions.
-
-    Patch-pixel predictions `[N, V, J, 2]` go back to image pixels through
-    the inverse crop affines; the world-frame result is compared with the
-    ground truth of view 0 taken to the world frame.
-    """
-    affine = np.asarray(data["affine"], np.float64)
-    inverse = np.asarray(camera_lib.invert_affine(affine))
-    image_2d = np.asarray(camera_lib.apply_affine(pred_2d, inverse))
-    rot = np.asarray(data["rot"], np.float64)
-    trans = np.asarray(data["trans"], np.float64)
-    proj = camera_lib.projection_matrix(rot, trans,
-                                        np.asarray(data["focal"], np.float64),
-                                        np.asarray(data["center"],
-                                                   np.float64))
-    world = np.asarray(triangulation.triangulate_dlt(
-        jnp.asarray(image_2d, jnp.float32), jnp.asarray(proj, jnp.float32)),
-                       np.float64)
-    gt_cam = np.asarray(data["joints_3d_camera"], np.float64)[:, 0]
-    gt_world = np.asarray(camera_lib.camera_to_world(gt_cam, rot[:, 0],
-                                                     trans[:, 0]))
-    return {"triangulated/mpjpe": metrics_lib.mpjpe(world, gt_world),
-            "triangulated/n_mpjpe": metrics_lib.n_mpjpe(world, gt_world),
-            "triangulated/p_mpjpe": metrics_lib.p_mpjpe(world, gt_world)}
+  def summary_images(self, state) -> Dict[str, np.ndarray]:
+    """Figures of the fixed `summary_examples` for TensorBoard
+    (`xsup.train.xsup_summaries.summary_images`: per group, the predicted
+    skeleton, line mask, 3D hypotheses and depth marginals)."""
+    variables = {"params": state.params["detector"],
+                 "batch_stats": state.batch_stats["detector"]}
+    return xsup_summaries.summary_images(
+        self.summary_examples,
+        functools.partial(self.predict_outputs, variables),
+        self._render_lines_jit, self.image_size)
 
   def export_spec(self, state):
     return ("detector", detector_kwargs(self.config.model),
             {"params": state.params["detector"],
              "batch_stats": state.batch_stats["detector"]})
+
+  def export_metadata(self) -> Dict[str, Any]:
+    """Inference settings of the detector export (`xsup.predict`): input
+    patch side, the nominal patch width at the pelvis (mm) of the target
+    domain, the joint layout, and whether training zeroed backgrounds."""
+    return {"input": "image", "image_size": self.image_size,
+            "rect_3d_mm": float(self.config.dataset.rect_3d_mm),
+            "skeleton": _H18.name,
+            "remove_background": bool(self.config.dataset.remove_background)}
 
 
 def get_task(config: ml_collections.ConfigDict) -> XSupTask:
