@@ -5,20 +5,22 @@ import pytest
 
 from xsup.geometry import camera
 from xsup.geometry import patch
-from xsup.losses import xsup as xsup_losses
 
 S = 64
+
+
+def test_metric_scale_hand_computed():
+  # 2000 mm over 256 px: 7.8125 mm/px; x spans (256 - 1) / 2 px per unit.
+  np.testing.assert_allclose(patch.patch_to_metric_scale(2000.0, 256),
+                             [996.09375, 996.09375, 1992.1875], rtol=1e-7)
 
 
 @pytest.mark.parametrize("rect_mm,size", [(2000.0, 256), (2000.0, 64),
                                           (1733.5, 64), (np.float32(2211.7),
                                                          48)])
-def test_units_to_mm_is_the_losses_scale_rescaled_bit_for_bit(rect_mm, size):
+def test_patch_units_to_mm(rect_mm, size):
   units = patch.patch_units_to_mm(rect_mm, size)
-  expected = (xsup_losses.patch_to_metric_scale(rect_mm, size)
-              * np.float32(size / (size - 1)))
   assert units.dtype == np.float32
-  np.testing.assert_array_equal(units, expected)
   # x = 1 is half a patch width, z = 1 a whole one.
   np.testing.assert_allclose(units, [rect_mm / 2, rect_mm / 2, rect_mm],
                              rtol=1e-6)

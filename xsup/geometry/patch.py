@@ -20,7 +20,7 @@ Patch coordinates (the detector's targets and outputs, normalised):
   A root-relative pose in millimetres is then
   joints * (rect_mm / 2, rect_mm / 2, rect_mm) (x, y at the pelvis depth):
   `patch_units_to_mm`, which equals
-  `xsup.losses.xsup.patch_to_metric_scale(rect_mm, S)` times S / (S - 1)
+  `patch_to_metric_scale(rect_mm, S)` times S / (S - 1)
   (that function maps x by (S - 1) / 2 pixels where the detector divides by
   S).
 
@@ -75,17 +75,30 @@ def normalise_patch_joints(joints_2d_patch: np.ndarray,
   return np.concatenate([xy, z[..., None]], axis=-1).astype(np.float32)
 
 
+def patch_to_metric_scale(rect_3d_mm: float = 2000.0,
+                          patch_width: int = 256) -> np.ndarray:
+  """`[3]` mm per normalised patch unit for (x, y, z).
+
+  A patch of `patch_width` pixels spans `rect_3d_mm`, so a pixel is
+  rect_3d_mm / patch_width mm. Normalised x, y in [-1, 1] cover
+  patch_width - 1 pixels (x_pix = (x + 1) / 2 * (W - 1)) and normalised
+  depth z covers z * (W - 1) pixels relative to the root, the conversion
+  the published model uses to go from patch to camera coordinates (x, y are
+  perspective image coordinates; treating them as metric at the root's
+  depth is the approximation of this space).
+  """
+  pixel_mm = rect_3d_mm / patch_width
+  half = 0.5 * (patch_width - 1) * pixel_mm
+  return np.array([half, half, 2.0 * half], np.float32)
+
+
 def patch_units_to_mm(rect_mm: float, image_size: int) -> np.ndarray:
   """`[3]` float32 mm per normalised patch unit: (rect / 2, rect / 2, rect).
 
-  Computed with the float operations of
-  `xsup.losses.xsup.patch_to_metric_scale(rect_mm, S)` (x over (S - 1) / 2
-  pixels) rescaled by S / (S - 1) to the detector's u / S * 2 - 1
-  convention, so the two agree bit for bit.
+  `patch_to_metric_scale(rect_mm, S)` (x over (S - 1) / 2 pixels) rescaled
+  by S / (S - 1) to the detector's u / S * 2 - 1 convention.
   """
-  pixel_mm = rect_mm / image_size
-  half = 0.5 * (image_size - 1) * pixel_mm
-  metric = np.array([half, half, 2.0 * half], np.float32)
+  metric = patch_to_metric_scale(rect_mm, image_size)
   return metric * np.float32(image_size / (image_size - 1))
 
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsup import skeleton as skel
+from xsup.geometry import patch
 from xsup.geometry import rotations
 
 Array = jax.Array
@@ -352,23 +353,6 @@ def random_vertical_rotation(key: Array, poses: Array,
   return rotations.rotate(poses, rot.astype(poses.dtype))
 
 
-def patch_to_metric_scale(rect_3d_mm: float = 2000.0,
-                          patch_width: int = 256) -> np.ndarray:
-  """`[3]` mm per normalised patch unit for (x, y, z).
-
-  A patch of `patch_width` pixels spans `rect_3d_mm`, so a pixel is
-  rect_3d_mm / patch_width mm. Normalised x, y in [-1, 1] cover
-  patch_width - 1 pixels (x_pix = (x + 1) / 2 * (W - 1)) and normalised
-  depth z covers z * (W - 1) pixels relative to the root, the conversion
-  the published model uses to go from patch to camera coordinates (x, y are
-  perspective image coordinates; treating them as metric at the root's
-  depth is the approximation of this space).
-  """
-  pixel_mm = rect_3d_mm / patch_width
-  half = 0.5 * (patch_width - 1) * pixel_mm
-  return np.array([half, half, 2.0 * half], np.float32)
-
-
 def to_discriminator_space(joints: Array, units: str = "patch",
                            rect_3d_mm: float = 2000.0,
                            patch_width: int = 256,
@@ -390,7 +374,7 @@ def to_discriminator_space(joints: Array, units: str = "patch",
     raise ValueError("xsup.py: to_discriminator_space expects [..., J, 3], "
                      f"got shape {tuple(joints.shape)}.")
   if units == "patch":
-    scale = jnp.asarray(patch_to_metric_scale(rect_3d_mm, patch_width),
+    scale = jnp.asarray(patch.patch_to_metric_scale(rect_3d_mm, patch_width),
                         joints.dtype)
     joints_mm = joints * scale
   elif units == "mm":
