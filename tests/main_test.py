@@ -1,7 +1,6 @@
 """The command line end to end on the tiny synthetic configs, and all configs."""
 
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,18 +9,11 @@ import sys
 import numpy as np
 import pytest
 
+from repo_configs import load_config
+from repo_configs import REPO
 from xsup import export
 from xsup import main as xsup_main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(name: str, arg=None):
-  path = os.path.join(REPO, "configs", name)
-  spec = importlib.util.spec_from_file_location(name[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import image_fixtures
-from xsup_train_test import load_config
+from repo_configs import load_config
 from xsup import evaluate
 from xsup import skeleton
 from xsup import viz

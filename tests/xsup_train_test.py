@@ -8,7 +8,6 @@ and loss set compile once).
 """
 
 import functools
-import importlib.util
 import json
 import os
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 import image_fixtures
+from repo_configs import load_config
 from xsup import export
 from xsup import main as xsup_main
 from xsup import skeleton
@@ -31,20 +31,11 @@ from xsup.train import loop
 from xsup.train import state as state_lib
 from xsup.train import xsup as xsup_train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 64
 REFERENCE_CONFIGS = ("h36m_multi_sur_s1.py", "h36m_multi_sur_s2.py",
                      "h36m_multi_synth_s1.py", "h36m_multi_synth_s2.py",
                      "mpi_multi_sur_s1.py", "mpi_multi_sur_s2.py",
                      "mpi_multi_synth_s2.py")
-
-
-def load_config(name: str, arg=None):
-  path = os.path.join(REPO, "configs", name)
-  spec = importlib.util.spec_from_file_location(name[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
 
 
 @pytest.fixture(scope="module", autouse=True)

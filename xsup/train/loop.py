@@ -334,12 +334,12 @@ def restore_latest(task: Task, config: ml_collections.ConfigDict,
   """
   del config  # The checkpoint alone defines what is restored.
   directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory) or ocp.CheckpointManager(
-      os.path.abspath(directory)).latest_step() is None:
+  try:
+    restored, step = load_checkpoint_tree(directory)
+  except FileNotFoundError as e:
     raise FileNotFoundError(
         f"No checkpoint in {os.path.abspath(directory)}; train first "
-        "(--mode train) or point --workdir at a trained run")
-  restored, step = load_checkpoint_tree(directory)
+        "(--mode train) or point --workdir at a trained run") from e
   for field in ("params", "batch_stats"):
     if field not in restored:
       raise ValueError(f"Checkpoint {directory} step {step} has no "
