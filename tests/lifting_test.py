@@ -61,6 +61,57 @@ def test_mpjpe_loss_value_and_finite_gradient_at_zero():
   assert np.all(np.isfinite(grad))
 
 
+def hand_made_pose() -> np.ndarray:
+  """`[17, 3]` H36M-17 pose in a body frame (x forward, y left, z up) whose
+  nose, knees and elbows each sit 1 unit off their reference point."""
+  p = np.zeros((17, 3), np.float32)
+  for side, y in (("right", -1.0), ("left", 1.0)):
+    idx = lambda n: losses.skel.H36M17.index(f"{side}_{n}")  # pylint: disable=cell-var-from-loop
+    p[idx("hip")] = (0, y, 0)
+    p[idx("knee")] = (1, y, -4)       # knee bent forwards
+    p[idx("ankle")] = (0, y, -8)
+    p[idx("shoulder")] = (0, 2 * y, 5)
+    p[idx("elbow")] = (-1, 2 * y, 3)  # elbow bent backwards
+    p[idx("wrist")] = (0, 2 * y, 1)
+  p[7] = (0, 0, 2.5)
+  p[8] = (0, 0, 5)
+  p[9] = (1, 0, 6)                    # nose 1 in front of the thorax
+  p[10] = (0, 0, 7)
+  return p
+
+
+def test_chirality_score_analytic_value_and_symmetries():
+  pose = hand_made_pose()
+  assert float(losses.chirality_score(jnp.asarray(pose))) == pytest.approx(
+      5.0, rel=1e-5)
+  rot = rotations.random_rotation(KEY, (6,))
+  moved = jnp.einsum("jk,bkl->bjl", jnp.asarray(pose), rot) + 3.0
+  np.testing.assert_allclose(losses.chirality_score(moved), 5.0, rtol=1e-4)
+  # Any reflection (here: depth negated, after the rotations) negates it.
+  mirrored = moved * jnp.array([1.0, 1.0, -1.0])
+  np.testing.assert_allclose(losses.chirality_score(mirrored), -5.0,
+                             rtol=1e-4)
+
+
+def test_orient_depth_by_chirality_restores_the_anatomical_sign():
+  # The hand-made pose turned to face the camera obliquely, in lifting
+  # units (camera frame: x right, y down, z away from the camera).
+  body_to_camera = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], np.float32)
+  pose = hand_made_pose() @ body_to_camera * 0.05
+  rot = rotations.random_rotation_about_axis(KEY, (8,), axis="y")
+  shapes = jnp.einsum("jk,bkl->bjl", jnp.asarray(pose), rot)
+  shapes = shapes - shapes[:, :1]
+  keypoints = losses.project(shapes)
+  depth = shapes[..., 2:]
+  assert np.all(np.asarray(losses.chirality_score(shapes)) > 0)
+  np.testing.assert_allclose(
+      losses.orient_depth_by_chirality(keypoints, depth), depth, atol=1e-6)
+  # Mirrored depth (root at 0) comes back; a mixed batch is made consistent.
+  mixed = depth * jnp.where(jnp.arange(8) % 2 == 0, 1.0, -1.0)[:, None, None]
+  np.testing.assert_allclose(
+      losses.orient_depth_by_chirality(keypoints, mixed), depth, atol=1e-6)
+
+
 def test_equivariance_cycle_targets_are_rotations_about_vertical():
   shape = jax.random.normal(KEY, (2, 17, 3)) * 0.3
   rotated_2d, rotated_3d = losses.equivariance_cycle(KEY, shape, 4)
@@ -203,11 +254,17 @@ def test_non_finite_loss_stops_before_saving(tmp_path, lifting_arrays):
   assert not os.listdir(tmp_path / "nan" / "checkpoints")
 
 
-def test_student_trains_against_frozen_teacher_and_exports(tmp_path,
-                                                           lifting_arrays):
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory, lifting_arrays):
+  """Workdir of a tiny teacher trained for 2 steps (shared, read-only)."""
+  workdir = str(tmp_path_factory.mktemp("teacher"))
+  _train(tiny_config("teacher", steps=2), workdir, *lifting_arrays)
+  return workdir
+
+
+def test_student_trains_against_frozen_teacher_and_exports(
+    tmp_path, lifting_arrays, teacher_dir):
   train, test = lifting_arrays
-  teacher_dir = str(tmp_path / "teacher")
-  _train(tiny_config("teacher", steps=2), teacher_dir, train, test)
   config = tiny_config("student", steps=2)
   config.teacher_checkpoint = teacher_dir
   task = lifting_train.LiftingTask(config, train_data=train,
@@ -227,11 +284,51 @@ def test_student_trains_against_frozen_teacher_and_exports(tmp_path,
       task.model.apply(jax.device_get(variables), x, train=False), atol=1e-6)
 
 
+@pytest.mark.parametrize("orient,mirror", [(False, False), (True, False),
+                                           (True, True)])
+def test_student_distils_the_refined_teacher_depth(lifting_arrays,
+                                                   teacher_dir, orient,
+                                                   mirror):
+  train, _ = lifting_arrays
+  config = tiny_config("student")
+  config.teacher_checkpoint = teacher_dir
+  config.loss.orient_teacher_depth = orient
+  config.loss.mirror_average_teacher = mirror
+  task = lifting_train.LiftingTask(config, train_data=train)
+  teacher_model, teacher_vars = task.teacher
+  teacher_vars = jax.device_get(teacher_vars)
+  state = jax.device_get(task.init_state(KEY))
+  x = jnp.asarray(train["keypoints_2d"][:16])
+  _, step_metrics = task.train_step(state, {"keypoints_2d": x}, KEY,
+                                    teacher_variables=teacher_vars)
+
+  def depth(inputs):
+    return teacher_model.apply(teacher_vars, inputs, train=False)["camera"][
+        ..., 2:3]
+
+  raw = depth(x)
+  # The barely trained teacher mixes both orientations, so orienting its
+  # depth changes the target.
+  scores = np.asarray(losses.chirality_score(losses.lift(x, raw)))
+  assert np.any(scores < 0) and np.any(scores > 0)
+  target = losses.orient_depth_by_chirality(x, raw) if orient else raw
+  if mirror:
+    # Mirror by hand: negate x and swap left/right joints, then swap back.
+    swap = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]
+    mirrored_depth = depth(x[:, swap] * jnp.array([-1.0, 1.0]))[:, swap]
+    target = 0.5 * (target + (losses.orient_depth_by_chirality(
+        x, mirrored_depth) if orient else mirrored_depth))
+  student_depth, _ = task.model.apply(
+      {"params": state.params, "batch_stats": state.batch_stats}, x,
+      train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(step_metrics["distillation"],
+                             losses.distillation_loss(student_depth, target),
+                             rtol=1e-5)
+
+
 def test_student_with_mismatched_teacher_checkpoint_fails_clearly(
-    tmp_path, lifting_arrays):
-  train, test = lifting_arrays
-  teacher_dir = str(tmp_path / "teacher")
-  _train(tiny_config("teacher", steps=2), teacher_dir, train, test)
+    lifting_arrays, teacher_dir):
+  train, _ = lifting_arrays
   config = tiny_config("student")
   config.teacher_checkpoint = teacher_dir
   config.teacher_model.width = 64

@@ -61,6 +61,22 @@ def test_output_shapes(depth, channels):
   assert resnet.resnet_output_channels(depth) == channels
 
 
+@pytest.mark.parametrize("depth,channels", [(18, 128), (50, 512)])
+def test_narrow_width_scales_every_stage(depth, channels):
+  model = resnet.ResNet(depth, width=16)
+  variables = jax.eval_shape(
+      lambda k: model.init(k, jnp.zeros((1, 64, 64, 3)), train=False),
+      jax.random.PRNGKey(0))
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False),
+                       variables, jax.ShapeDtypeStruct((2, 64, 64, 3),
+                                                       jnp.float32))
+  assert out.shape == (2, 2, 2, channels)
+  assert resnet.resnet_output_channels(depth, width=16) == channels
+  assert variables["params"]["conv1"]["kernel"].shape == (7, 7, 3, 16)
+  with pytest.raises(ValueError, match="multiple of 8"):
+    resnet.stage_widths(12)
+
+
 def test_bottleneck_strides_on_3x3_conv():
   model, variables = _abstract_variables(50)
   _, inter = jax.eval_shape(

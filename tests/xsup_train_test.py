@@ -504,3 +504,9 @@ def test_bad_settings_fail_clearly(tiny_splits, tiny_dir):
                              train_data={"target": bad})
   with pytest.raises(ValueError, match="missing features.*mask"):
     _ = task.target_train
+  config = tiny_config("s1", tiny_dir)
+  config.model.resnet_width = 32
+  config.model.pretrained_backbone = "resnet18.npz"
+  task = array_task(config, tiny_splits)
+  with pytest.raises(ValueError, match="width 64"):
+    task.init_state(jax.random.PRNGKey(0))

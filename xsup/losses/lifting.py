@@ -10,6 +10,7 @@ from typing import Tuple
 import jax
 import jax.numpy as jnp
 
+from xsup import skeleton as skel
 from xsup.geometry import camera
 from xsup.geometry import rotations
 
@@ -90,3 +91,60 @@ def equivariance_cycle(key: Array, shape_3d: Array, num_samples: int = 4
 def distillation_loss(student_depth: Array, teacher_depth: Array) -> Array:
   """MPJPE between `[B, J, 1]` depths (mean absolute difference)."""
   return mpjpe_loss(student_depth, teacher_depth)
+
+
+def _h36m17(name: str) -> int:
+  return skel.H36M17.index(name)
+
+
+def chirality_score(pose_3d: Array) -> Array:
+  """How well an H36M-17 pose's anatomy agrees with its handedness.
+
+  A depth-mirrored pose (z negated about the root) reprojects onto the same
+  2D keypoints but is anatomically reversed: seen from the torso frame
+  (forward = (left hip - right hip) x (thorax - pelvis)), its knees bend
+  backwards, its elbows forwards and its face looks back. The score sums,
+  in the pose's own units, how far the nose lies in front of the thorax,
+  each knee in front of its hip-ankle midpoint and each elbow behind its
+  shoulder-wrist midpoint. A reflection negates it exactly; rotations and
+  translations leave it unchanged. Real poses score > 0 except when every
+  limb is straight and the head is level, where the cue is weak.
+
+  Args:
+    pose_3d: `[..., 17, 3]` H36M-17 joints (any units, any rigid frame).
+  Returns:
+    `[...]` score; its sign says which depth orientation is anatomical.
+  """
+  j = _h36m17
+  across = pose_3d[..., j("left_hip"), :] - pose_3d[..., j("right_hip"), :]
+  up = pose_3d[..., j("thorax"), :] - pose_3d[..., j("pelvis"), :]
+  forward = jnp.cross(across, up)
+  forward = forward / jnp.sqrt(
+      jnp.sum(jnp.square(forward), axis=-1, keepdims=True) + 1e-12)
+
+  def ahead(point, a, b):
+    """Forward offset of `point` from the midpoint of joints a and b."""
+    mid = 0.5 * (pose_3d[..., j(a), :] + pose_3d[..., j(b), :])
+    return jnp.sum((pose_3d[..., j(point), :] - mid) * forward, axis=-1)
+
+  score = ahead("neck_nose", "thorax", "thorax")
+  for side in ("left", "right"):
+    score += ahead(f"{side}_knee", f"{side}_hip", f"{side}_ankle")
+    score -= ahead(f"{side}_elbow", f"{side}_shoulder", f"{side}_wrist")
+  return score
+
+
+def orient_depth_by_chirality(keypoints_2d: Array, depth: Array) -> Array:
+  """Mirrors each pose's relative depth where that makes it anatomical.
+
+  Args:
+    keypoints_2d: `[B, 17, 2]` normalised H36M-17 keypoints.
+    depth: `[B, 17, 1]` depth (lifting units) of the same poses.
+  Returns:
+    `[B, 17, 1]`: `depth` where `chirality_score(lift(keypoints_2d, depth))`
+    is >= 0, else the root depth minus the relative depth.
+  """
+  score = chirality_score(lift(keypoints_2d, depth))
+  sign = jnp.where(score < 0, -1.0, 1.0).astype(depth.dtype)[:, None, None]
+  root = depth[:, :1]
+  return root + sign * (depth - root)

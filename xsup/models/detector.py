@@ -130,6 +130,7 @@ class IntegralDetector(nn.Module):
 
   Attributes:
     resnet_depth: 18, 34, 50, 101 or 152.
+    resnet_width: backbone stem width (64: the published ResNet).
     num_joints: J (18 for the H36M-18 layout).
     depth_dim: D, depth bins of the heatmap volume.
     num_hypo: K depth hypotheses (1 = plain integral regression).
@@ -140,6 +141,7 @@ class IntegralDetector(nn.Module):
       parameters and the integral step stay float32.
   """
   resnet_depth: int = 50
+  resnet_width: int = 64
   num_joints: int = 18
   depth_dim: int = 64
   num_hypo: int = 3
@@ -177,8 +179,8 @@ class IntegralDetector(nn.Module):
     mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
     std = jnp.asarray(IMAGENET_STD, jnp.float32)
     x = (images.astype(jnp.float32) - mean) / std
-    x = resnet.ResNet(self.resnet_depth, dtype=self.dtype,
-                      name="backbone")(x, train)
+    x = resnet.ResNet(self.resnet_depth, width=self.resnet_width,
+                      dtype=self.dtype, name="backbone")(x, train)
     x = DeconvHead(self.num_joints * self.depth_dim, self.head_filters,
                    self.head_layers, dtype=self.dtype, name="head")(x, train)
     b, h, w, _ = x.shape

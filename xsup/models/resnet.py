@@ -53,10 +53,19 @@ BN_MOMENTUM = 0.9  # flax convention: new = m * old + (1 - m) * batch.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def resnet_output_channels(depth: int) -> int:
-  """Channels of the last feature map of ResNet-`depth` (512 or 2048)."""
+def stage_widths(width: int = 64) -> Tuple[int, int, int, int]:
+  """Inner widths of the four stages for a stem of `width` channels."""
+  if width <= 0 or width % 8:
+    raise ValueError(f"resnet.py: width must be a positive multiple of 8, "
+                     f"got {width!r}.")
+  return tuple(w * width // 64 for w in _STAGE_WIDTHS)
+
+
+def resnet_output_channels(depth: int, width: int = 64) -> int:
+  """Channels of the last feature map of ResNet-`depth` (512 or 2048 at the
+  standard `width` 64)."""
   kind, _ = _spec(depth)
-  return _STAGE_WIDTHS[-1] * _EXPANSION[kind]
+  return stage_widths(width)[-1] * _EXPANSION[kind]
 
 
 def _spec(depth: int) -> Tuple[str, Tuple[int, int, int, int]]:
@@ -150,10 +159,15 @@ class ResNet(nn.Module):
 
   Attributes:
     depth: 18, 34, 50, 101 or 152.
+    width: stem channels; the stages have (1, 2, 4, 8) x width/64 times the
+      standard (64, 128, 256, 512). 64 is the published network (and the
+      only width with pretrained weights); smaller widths make fast CPU
+      models.
     dtype: compute dtype (e.g. `jnp.bfloat16`); parameters and BatchNorm
       statistics stay float32.
   """
   depth: int = 50
+  width: int = 64
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -166,7 +180,8 @@ class ResNet(nn.Module):
         `mutable=['batch_stats']`); False uses the running averages.
 
     Returns:
-      `[B, ceil(H/32), ceil(W/32), 512 or 2048]` features in `dtype`.
+      `[B, ceil(H/32), ceil(W/32), resnet_output_channels(depth, width)]`
+      features in `dtype`.
     """
     kind, layers = _spec(self.depth)
     if x.ndim != 4:
@@ -174,13 +189,14 @@ class ResNet(nn.Module):
                        f"{x.shape}.")
     block_cls = BasicBlock if kind == "basic" else Bottleneck
     x = x.astype(self.dtype)
-    x = nn.Conv(64, (7, 7), strides=(2, 2), padding=_pad(7), use_bias=False,
+    widths = stage_widths(self.width)
+    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=_pad(7), use_bias=False,
                 dtype=self.dtype, param_dtype=jnp.float32,
                 kernel_init=conv_init, name="conv1")(x)
     x = _bn_factory(self.dtype, train)(name="bn1")(x)
     x = nn.relu(x)
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=_pad(3))
-    for stage, (width, blocks) in enumerate(zip(_STAGE_WIDTHS, layers)):
+    for stage, (width, blocks) in enumerate(zip(widths, layers)):
       for b in range(blocks):
         strides = 2 if (stage > 0 and b == 0) else 1
         x = block_cls(width, strides, dtype=self.dtype,

@@ -3,9 +3,11 @@
 `config.stage` picks the network:
   * `teacher`: loss = w * reprojection + invariance cycle (SPEC.md 2).
   * `student`: loss = w * distillation (frozen teacher depth) +
-    equivariance cycle. The teacher comes from `config.teacher_checkpoint`
-    (a teacher workdir or checkpoint directory) and enters the step as a
-    separate, never donated argument.
+    equivariance cycle. Options refine the teacher's target
+    (`LiftingTask.teacher_target`): per-pose anatomical orientation and
+    left-right mirror averaging. The teacher comes from
+    `config.teacher_checkpoint` (a teacher workdir or checkpoint directory)
+    and enters the step as a separate, never donated argument.
 """
 
 import functools
@@ -18,6 +20,7 @@ import numpy as np
 import optax
 
 from xsup import metrics as metrics_lib
+from xsup import skeleton
 from xsup.data import lifting as lifting_data
 from xsup.data import pipeline
 from xsup.losses import lifting as losses
@@ -234,6 +237,38 @@ class LiftingTask(loop.Task):
                                             "distillation": distill,
                                             "cycle": cycle})
 
+  def teacher_target(self, teacher_variables, keypoints_2d: jax.Array
+                     ) -> jax.Array:
+    """The frozen teacher's depth `[B, 17, 1]` the student distils.
+
+    `loss.orient_teacher_depth`: mirror each pose's relative depth to the
+    anatomical orientation (`losses.orient_depth_by_chirality`), for
+    teachers that flip depth between inputs. `loss.mirror_average_teacher`:
+    average the depth with the teacher's depth of the left-right mirrored
+    input (joints swapped back), a symmetry every lifter should have,
+    which averages out the teacher's left-right asymmetric errors. Both
+    default to off (the published target).
+    """
+    cfg = self.config.loss
+    model = build_teacher(self.config.teacher_model)
+    orient = cfg.get("orient_teacher_depth", False)
+
+    def teacher_depth(inputs):
+      return model.apply(teacher_variables, inputs, train=False)["camera"][
+          ..., 2:3]
+
+    def oriented(depth):
+      if not orient:
+        return depth
+      return losses.orient_depth_by_chirality(keypoints_2d, depth)
+
+    target = oriented(teacher_depth(keypoints_2d))
+    if cfg.get("mirror_average_teacher", False):
+      mirrored = skeleton.flip_left_right(keypoints_2d, skeleton.H36M17)
+      perm = skeleton.H36M17.flip_permutation  # Swaps the joints back.
+      target = 0.5 * (target + oriented(teacher_depth(mirrored)[:, perm]))
+    return jax.lax.stop_gradient(target)
+
   def step_extras(self) -> Dict[str, Any]:
     if self.stage == "student":
       return {"teacher_variables": self.teacher[1]}
@@ -247,11 +282,7 @@ class LiftingTask(loop.Task):
                                   keypoints_2d=keypoints_2d, key=key,
                                   epoch=epoch)
     else:
-      teacher_model = build_teacher(self.config.teacher_model)
-      frozen = teacher_variables
-      teacher_depth = jax.lax.stop_gradient(
-          teacher_model.apply(frozen, keypoints_2d, train=False)["camera"]
-          [..., 2:3])
+      teacher_depth = self.teacher_target(teacher_variables, keypoints_2d)
       loss_fn = functools.partial(self._student_loss,
                                   keypoints_2d=keypoints_2d, key=key,
                                   teacher_depth=teacher_depth)

@@ -265,6 +265,7 @@ def detector_kwargs(model_config: ml_collections.ConfigDict
                     ) -> Dict[str, Any]:
   """JSON-serialisable `IntegralDetector` fields (export uses them)."""
   return dict(resnet_depth=model_config.resnet_depth,
+              resnet_width=model_config.get("resnet_width", 64),
               num_joints=_H18.num_joints, depth_dim=model_config.depth_dim,
               num_hypo=model_config.num_hypo,
               neighbor_size=model_config.neighbor_size,
@@ -526,6 +527,11 @@ class XSupTask(loop.Task):
     det_params = det_vars["params"]
     det_stats = det_vars["batch_stats"]
     path = self.config.model.get("pretrained_backbone")
+    if path and self.config.model.get("resnet_width", 64) != 64:
+      raise ValueError(
+          f"config.model.pretrained_backbone={path!r} needs the published "
+          f"ResNet width 64, got config.model.resnet_width="
+          f"{self.config.model.resnet_width}")
     if path:
       from xsup.models import pretrained  # pylint: disable=g-import-not-at-top
       det_params, det_stats = pretrained.load_torchvision_resnet(
