@@ -9,7 +9,9 @@ physique update (two Adam optimisers), on random data of the given shape
 Presets (`--preset`, repeatable):
   * `r18_128`: ResNet-18 at 128x128;
   * `r50_256`: ResNet-50 at 256x256 (the published setting);
-both with the published head (depth_dim 64, 3 hypotheses, 256 filters).
+both with the published head (depth_dim 64, 3 hypotheses, 256 filters);
+  * `demo_64`: the synthetic default's model (`synthetic_multi_s2`: a
+    quarter-width ResNet-18, depth_dim 32, 64 head filters) at 64x64.
 
 Reports per preset: examples/s (target examples of V views), detector
 images/s (target + synthetic images through the detector), seconds per
@@ -34,6 +36,8 @@ import numpy as np
 PRESETS = {
     "r18_128": dict(resnet_depth=18, image_size=128),
     "r50_256": dict(resnet_depth=50, image_size=256),
+    "demo_64": dict(resnet_depth=18, image_size=64, resnet_width=16,
+                    depth_dim=32, neighbor_size=7, head_filters=64),
 }
 
 
@@ -77,7 +81,9 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
   # pylint: enable=g-import-not-at-top
   spec = PRESETS[preset]
   config = config_defaults.xsup("s2")
-  config.model.resnet_depth = spec["resnet_depth"]
+  for key, value in spec.items():
+    if key != "image_size":
+      config.model[key] = value
   config.model.dtype = dtype
   if depth_dim:
     config.model.depth_dim = depth_dim
