@@ -11,6 +11,7 @@ import pytest
 
 from xsup import config_defaults
 from xsup import export
+from xsup import skeleton
 from xsup.geometry import rotations
 from xsup.losses import lifting as losses
 from xsup.models import teacher as teacher_lib
@@ -66,7 +67,7 @@ def hand_made_pose() -> np.ndarray:
   nose, knees and elbows each sit 1 unit off their reference point."""
   p = np.zeros((17, 3), np.float32)
   for side, y in (("right", -1.0), ("left", 1.0)):
-    idx = lambda n: losses.skel.H36M17.index(f"{side}_{n}")  # pylint: disable=cell-var-from-loop
+    idx = lambda n: skeleton.H36M17.index(f"{side}_{n}")  # pylint: disable=cell-var-from-loop
     p[idx("hip")] = (0, y, 0)
     p[idx("knee")] = (1, y, -4)       # knee bent forwards
     p[idx("ankle")] = (0, y, -8)

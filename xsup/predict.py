@@ -74,6 +74,7 @@ from xsup.geometry import camera as camera_lib
 from xsup.geometry import patch as patch_lib
 from xsup.models import integral
 from xsup.train import lifting as lifting_train
+from xsup.train import loop
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
                     ".webp")
@@ -258,30 +259,7 @@ def load_images(paths: Sequence[str], image_size: int
 
 
 # ---------------------------------------------------------------------------
-# Jitted, chunked model application.
-
-
-def run_chunked(fn, variables, inputs: np.ndarray, batch_size: int):
-  """`fn(variables, chunk)` over `inputs` in chunks of one shape.
-
-  The chunk size is min(batch_size, N); the last chunk is zero-padded to it,
-  so `fn` compiles once per (chunk size, input shape). Returns `fn`'s output
-  pytree with leaves concatenated over the N inputs (numpy).
-  """
-  n = len(inputs)
-  if n == 0:
-    raise ValueError("Nothing to predict: no inputs")
-  chunk = max(1, min(int(batch_size), n))
-  outs = []
-  for i in range(0, n, chunk):
-    part = np.asarray(inputs[i:i + chunk])
-    pad = chunk - len(part)
-    if pad:
-      part = np.concatenate([part, np.zeros((pad,) + part.shape[1:],
-                                            part.dtype)])
-    out = jax.device_get(fn(variables, part))
-    outs.append(jax.tree.map(lambda a, k=chunk - pad: np.asarray(a)[:k], out))
-  return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+# Jitted model application.
 
 
 def hypothesis_scores(depth_marginals: jax.Array, depth_indices: jax.Array,
@@ -476,7 +454,7 @@ class Predictor:
         images = [images]
       size = self.image_size
       patches, affine, _ = load_images([os.fspath(p) for p in images], size)
-    joints, scores = run_chunked(self._detector_fn, self.variables, patches,
+    joints, scores = loop.run_chunked(self._detector_fn, self.variables, patches,
                                  self.batch_size)
     cam = self.camera(focal_px, rect_3d_mm, pelvis_depth_mm, image_size=size)
     pixels = (joints[..., :2].astype(np.float64) + 1.0) / 2.0 * size
@@ -548,7 +526,7 @@ class Predictor:
         focal = np.full((2,), float(focal))
       norm, scale = camera_lib.normalize_2d_lifting(kp, focal,
                                                     scale=norm_scale)
-    pose = run_chunked(self._lifting_fn, self.variables, norm,
+    pose = loop.run_chunked(self._lifting_fn, self.variables, norm,
                        self.batch_size)
     return {"pose_3d": np.asarray(pose, np.float32),
             "keypoints_normalised": np.asarray(norm, np.float32),

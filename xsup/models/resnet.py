@@ -190,8 +190,8 @@ class ResNet(nn.Module):
     block_cls = BasicBlock if kind == "basic" else Bottleneck
     x = x.astype(self.dtype)
     widths = stage_widths(self.width)
-    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=_pad(7), use_bias=False,
-                dtype=self.dtype, param_dtype=jnp.float32,
+    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=_pad(7),
+                use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
                 kernel_init=conv_init, name="conv1")(x)
     x = _bn_factory(self.dtype, train)(name="bn1")(x)
     x = nn.relu(x)

@@ -306,11 +306,8 @@ class LiftingTask(loop.Task):
   def predict(self, variables, keypoints_2d: np.ndarray,
               batch_size: int = 4096) -> np.ndarray:
     """Normalised 2D `[N, 17, 2]` -> root-relative 3D `[N, 17, 3]` (units)."""
-    outs = []
-    for i in range(0, len(keypoints_2d), batch_size):
-      chunk = keypoints_2d[i:i + batch_size]
-      outs.append(np.asarray(self._predict(variables, jnp.asarray(chunk))))
-    return np.concatenate(outs)
+    return loop.run_chunked(self._predict, variables, keypoints_2d,
+                            batch_size)
 
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}

@@ -103,6 +103,33 @@ class Task(abc.ABC):
     return None
 
 
+def run_chunked(fn, variables, inputs: np.ndarray, batch_size: int,
+                pad_to_batch: bool = False):
+  """`fn(variables, chunk)` over `inputs` in chunks of one shape.
+
+  The chunk size is min(batch_size, N), or batch_size with `pad_to_batch`
+  (one compiled program for every N, e.g. evaluation and summaries); the
+  last chunk is zero-padded to it, so `fn` compiles once per (chunk size,
+  input shape). `fn` must treat examples independently (inference mode).
+  Returns `fn`'s output pytree with leaves concatenated over the N inputs
+  (numpy).
+  """
+  n = len(inputs)
+  if n == 0:
+    raise ValueError("Nothing to predict: no inputs")
+  chunk = max(1, int(batch_size) if pad_to_batch else min(int(batch_size), n))
+  outs = []
+  for i in range(0, n, chunk):
+    part = np.asarray(inputs[i:i + chunk])
+    pad = chunk - len(part)
+    if pad:
+      part = np.concatenate([part, np.zeros((pad,) + part.shape[1:],
+                                            part.dtype)])
+    out = jax.device_get(fn(variables, part))
+    outs.append(jax.tree.map(lambda a, k=chunk - pad: np.asarray(a)[:k], out))
+  return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   """A 1-D data-parallel mesh over all devices (or `config.num_devices`)."""
   devices = jax.devices()

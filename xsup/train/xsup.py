@@ -804,17 +804,8 @@ class XSupTask(loop.Task):
     """uint8 `[N, S, S, 3]` -> (normalised joints `[N, K, 18, 3]`, depth
     marginals `[N, 18, D]`), in chunks of `config.eval_batch_size`."""
     chunk = int(self.config.get("eval_batch_size") or 64)
-    joints, marginals = [], []
-    for i in range(0, len(images), chunk):
-      part = images[i:i + chunk]
-      pad = chunk - len(part)
-      if pad:  # One compiled shape for every chunk.
-        part = np.concatenate([part, np.zeros((pad,) + part.shape[1:],
-                                              part.dtype)])
-      j, m = jax.device_get(self._predict(variables, part))
-      joints.append(np.asarray(j)[:chunk - pad])
-      marginals.append(np.asarray(m)[:chunk - pad])
-    return np.concatenate(joints), np.concatenate(marginals)
+    return loop.run_chunked(self._predict, variables, images, chunk,
+                            pad_to_batch=True)
 
   def predict(self, variables, images: np.ndarray) -> np.ndarray:
     """uint8 `[N, S, S, 3]` -> normalised joints `[N, K, 18, 3]`."""
