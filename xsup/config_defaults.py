@@ -55,6 +55,13 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
     c.loss.orient_teacher_depth = False
     c.loss.mirror_average_teacher = False
 
+  # Evaluation: the scale of "calibrate by scale" behind `mpjpe` and
+  # `mpjpe_flip` ("rotation": xsup's proper-rotation Procrustes scale;
+  # "reflection": the published evaluation's, reflections allowed). Both
+  # are always reported too, as `mpjpe[_flip]_scale_<protocol>`.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.scale_protocol = "rotation"
+
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 1e-3

@@ -312,12 +312,14 @@ class LiftingTask(loop.Task):
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     results = {}
+    protocol = self.config.get("eval", {}).get("scale_protocol", "rotation")
     for split in self.config.dataset.eval_splits:
       data = self.eval_data(split)
       pred = self.predict(variables, data["keypoints_2d"])
-      errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True)
-      results[_split_name(split)] = metrics_lib.summarize(
-          errors, data.get("action"))
+      errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True,
+                                       scale_protocol=protocol)
+      results[_split_name(split)] = dict(metrics_lib.summarize(
+          errors, data.get("action")), scale_protocol=protocol)
     return results
 
   def export_spec(self, state):
