@@ -275,6 +275,16 @@ def lifting_h36m(stage: str, keypoints: str = "gt"
   c = lifting(stage)
   c.dataset.name = "h36m_lifting"
   c.dataset.config = keypoints
+  # Other motion in VideoPose3D's format (xsup/data/builders/h36m_lifting.py):
+  # a JSON cameras file for subjects without published cameras (relative:
+  # inside manual_dir) and the subjects of each split (None: S1, S5-8 / S9,
+  # S11).
+  placeholder = ml_collections.config_dict.placeholder
+  c.dataset.builder_overrides = ml_collections.ConfigDict({
+      "cameras_file": placeholder(str),
+      "train_subjects": placeholder(tuple),
+      "test_subjects": placeholder(tuple),
+  })
   c.dataset.train_split = "train"
   c.dataset.eval_splits = ("test",)
   c.log_every_steps = 500

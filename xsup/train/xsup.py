@@ -55,10 +55,7 @@ and first-evaluation-split examples (view 0).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import json
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from absl import logging
@@ -70,6 +67,7 @@ import optax
 
 from xsup import evaluate as evaluate_lib
 from xsup import skeleton as skel
+from xsup.data import builder_configs
 from xsup.data import pipeline
 from xsup.data.synthetic import poses as poses_lib
 from xsup.geometry import patch as patch_lib
@@ -133,38 +131,9 @@ def sample_real_poses(rng: np.random.Generator, num: int,
 # Data.
 
 
-def _override_name(base: str, overrides: Dict[str, Any]) -> str:
-  digest = hashlib.sha1(json.dumps(overrides, sort_keys=True,
-                                   default=str).encode()).hexdigest()[:8]
-  return f"{base}_{digest}"
-
-
-def builder_config(data_config: ml_collections.ConfigDict):
-  """The builder config (name, or a config object with overrides).
-
-  `data_config.builder_overrides` (field -> value) replaces fields of the
-  named builder config, e.g. subjects or frame counts; the result gets a
-  name derived from the overrides so prepared data never collides with the
-  plain config's.
-  """
-  overrides = dict(data_config.get("builder_overrides") or {})
-  if not overrides:
-    return data_config.config
-  cls = pipeline.builder_module(data_config.name).Builder
-  configs = {c.name: c for c in cls.BUILDER_CONFIGS}
-  if data_config.config not in configs:
-    raise ValueError(f"Dataset {data_config.name}: unknown config "
-                     f"{data_config.config!r}; known: {sorted(configs)}")
-  base = configs[data_config.config]
-  fields = {f.name for f in dataclasses.fields(base)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ValueError(f"Dataset {data_config.name}/{data_config.config}: "
-                     f"builder_overrides {unknown} are not config fields")
-  values = {k: tuple(v) if isinstance(v, list) else v
-            for k, v in overrides.items()}
-  return dataclasses.replace(base, name=_override_name(base.name, values),
-                             **values)
+# The builder config (name, or a config object with
+# `data_config.builder_overrides` applied); see `xsup.data.builder_configs`.
+builder_config = builder_configs.resolve
 
 
 def load_image_split(data_config: ml_collections.ConfigDict,
