@@ -10,6 +10,7 @@ from xsup import config_defaults
 from xsup import metrics
 from xsup import skeleton
 from xsup.data import lifting as lifting_data
+from xsup.data import pipeline
 from xsup.data.builders import h36m_lifting
 from xsup.data.formats import h36m_cameras
 from xsup.geometry import camera as camera_lib
@@ -376,3 +377,24 @@ def test_prepare_names_the_example_of_a_non_finite_value():
                      r"examples; first: example 2, subject 'P2', action "
                      r"'Cartwheel', camera 0, frame 5"):
     lifting_data.prepare(raw, source="src")
+
+
+def test_a_changed_cameras_file_outside_manual_dir_prepares_again(tmp_path):
+  manual = tmp_path / "manual"
+  _write_custom(manual, np.random.default_rng(9))
+  cams_path = tmp_path / "calibration" / "cams.json"
+  cams_path.parent.mkdir()
+  cams = _custom_cameras_json()
+  cams_path.write_text(json.dumps(cams))
+  config = _custom_config(cameras_file=str(cams_path))
+  load = lambda: pipeline.load_split("h36m_lifting", "train", config,
+                                     data_dir=str(tmp_path / "data"),
+                                     manual_dir=str(manual))
+  before = load()
+  # A corrected camera position (10 cm along x): new camera-frame joints.
+  cams["P1"][0]["translation"][0] += 100.0
+  cams_path.write_text(json.dumps(cams))
+  after = load()
+  first = (before["camera"] == 0) & (before["subject"] == "P1")
+  assert np.abs(after["keypoints_3d"][first] -
+                before["keypoints_3d"][first]).max() > 0.01

@@ -15,6 +15,8 @@ from typing import Any, Dict, Iterator, Optional
 import jax
 import numpy as np
 
+from xsup.data import fingerprint
+
 Batch = Dict[str, np.ndarray]
 
 
@@ -58,12 +60,8 @@ def load_split(name: str, split: str, builder_config: Optional[str] = None,
     feature name -> array with a leading example axis (text as `str`).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = get_builder(name, builder_config, data_dir)
-  download_config = None
-  if manual_dir:
-    download_config = tfds.download.DownloadConfig(
-        manual_dir=os.path.expanduser(manual_dir))
-  builder.download_and_prepare(download_config=download_config)
+  builder = fingerprint.prepare_builder(
+      get_builder(name, builder_config, data_dir), manual_dir)
   ds = builder.as_dataset(split=split, shuffle_files=False)
   num = sum(1 for _ in ds) if ds.cardinality() < 0 else int(ds.cardinality())
   if num == 0:
