@@ -14,6 +14,7 @@ with `python -m xsup.predict`).
 
 import importlib
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -91,7 +92,11 @@ def main(argv):
   logging.info("JAX process %d / %d, local devices %d, global devices %d",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
-  execute(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+  from xsup.train import checkpoints  # pylint: disable=g-import-not-at-top
+  try:
+    execute(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+  except checkpoints.CheckpointError as e:
+    sys.exit(f"xsup: {e}")  # One line, no traceback: nothing to debug.
 
 
 def run():

@@ -32,6 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from xsup.data import pipeline
+from xsup.train import checkpoints
 from xsup.train import state as state_lib
 
 Metrics = Dict[str, jax.Array]
@@ -149,55 +150,10 @@ def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh) -> None:
         f"of {mesh.size}")
 
 
-def checkpoint_manager(directory: str, max_to_keep: int = 3
-                       ) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                           create=True))
-
-
-def _abstract_with_shardings(abstract, shardings):
-  return jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      abstract, shardings)
-
-
-def restore_state(manager: ocp.CheckpointManager, step: int, abstract,
-                  shardings):
-  """Restores `state` of checkpoint `step` into the abstract target."""
-  target = _abstract_with_shardings(abstract, shardings)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target)))
-  return restored["state"]
-
-
-def load_checkpoint_tree(path: str) -> Tuple[Dict[str, Any], int]:
-  """Reads the latest (or given) checkpoint under `path` as a plain dict.
-
-  `path` is a workdir, its `checkpoints/` directory, or one step directory.
-  Returns `(state dict with params/batch_stats/..., step)`.
-  """
-  path = os.path.abspath(os.path.expanduser(path))
-  candidates = [os.path.join(path, "checkpoints"), path]
-  for directory in candidates:
-    if not os.path.isdir(directory):
-      continue
-    manager = ocp.CheckpointManager(directory)
-    step = manager.latest_step()
-    if step is not None:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore()))
-      return restored["state"], step
-  parent, name = os.path.split(path)
-  if name.isdigit() and os.path.isdir(path):
-    manager = ocp.CheckpointManager(parent)
-    restored = manager.restore(int(name), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
-    return restored["state"], int(name)
-  raise FileNotFoundError(
-      f"No checkpoint found at {path!r} (looked for a workdir with "
-      "checkpoints/, a checkpoints directory, or a step directory)")
+# Checkpoint helpers (fall back to the newest intact step): see
+# `xsup.train.checkpoints`.
+checkpoint_manager = checkpoints.manager
+load_checkpoint_tree = checkpoints.load_checkpoint_tree
 
 
 class JsonlWriter:
@@ -214,6 +170,29 @@ class JsonlWriter:
     record.update({k: _to_json(v) for k, v in values.items()})
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
+
+  def drop_after(self, step: int) -> None:
+    """Removes the records past `step` (and unreadable lines, e.g. one cut
+    by a kill): a run resumed at `step` writes them again."""
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      try:
+        if int(json.loads(line)["step"]) <= step:
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except (ValueError, KeyError, TypeError):
+        pass
+    if len(kept) == len(lines):
+      return
+    logging.info("%s: dropped %d records past the resumed step %d",
+                 self.path, len(lines) - len(kept), step)
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(kept)
+    os.replace(tmp, self.path)
 
 
 def _to_json(value):
@@ -241,6 +220,22 @@ def write_eval(workdir: str, step: int, results: Dict[str, Dict[str, Any]],
         scalars[f"eval/{split}/{k}"] = v
   writer.write_scalars(step, scalars)
   jsonl.write(step, scalars)
+
+
+def eval_written(workdir: str, step: int) -> bool:
+  """Whether `eval/*_metrics.json` holds an evaluation of `step`."""
+  directory = os.path.join(workdir, "eval")
+  if not os.path.isdir(directory):
+    return False
+  for name in os.listdir(directory):
+    if name.endswith("_metrics.json"):
+      try:
+        with open(os.path.join(directory, name)) as f:
+          if json.load(f).get("step") == step:
+            return True
+      except (OSError, ValueError, AttributeError):
+        continue
+  return False
 
 
 def _check_finite(step: int, metrics: Dict[str, float],
@@ -274,10 +269,10 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
       task.init_state, init_key, mesh)
   manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                config.get("keep_checkpoints", 3))
-  latest = manager.latest_step()
-  if latest is not None:
+  resumed = checkpoints.restore_train_state(manager, abstract, shardings)
+  if resumed is not None:
+    state, latest = resumed
     logging.info("Resuming from %s step %d", manager.directory, latest)
-    state = restore_state(manager, latest, abstract, shardings)
   elif config.get("init_checkpoint"):
     restored, init_step = load_checkpoint_tree(config.init_checkpoint)
     logging.info("Initialising from %s (step %d)", config.init_checkpoint,
@@ -299,6 +294,7 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not is_main)
   jsonl = JsonlWriter(workdir, enabled=is_main)
+  jsonl.drop_after(start_step)
   log_every = config.get("log_every_steps", 50)
   ckpt_every = config.get("checkpoint_every_steps") or task.steps_per_epoch
   eval_every = config.get("eval_every_steps") or task.steps_per_epoch
@@ -313,6 +309,12 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
     with metric_writers.ensure_flushes(writer):
       if start_step >= num_steps:
         logging.info("Already trained for %d steps", start_step)
+        if not eval_written(workdir, start_step):
+          # Stopped between the last checkpoint and the final evaluation.
+          logging.info("Writing the missing final evaluation of step %d",
+                       start_step)
+          write_eval(workdir, start_step, task.evaluate(state), writer,
+                     jsonl)
       for step in range(start_step, num_steps):
         batch = pipeline.shard_batch(next(batches), mesh)
         state, metrics = step_fn(state, batch,
