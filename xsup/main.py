@@ -30,6 +30,9 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
 flags.DEFINE_enum("mode", "train", ["train", "finetune", "eval", "export"],
                   "What to do.")
 flags.mark_flags_as_required(["config", "workdir"])
+# The console shows xsup's progress, evaluations and summary, and only the
+# warnings of the libraries; `--verbosity=0` (or higher) shows their
+# INFO logs too.
 
 # Trainer name -> module in xsup/train providing `get_task(config)`.
 TRAINERS = {
@@ -62,24 +65,36 @@ def hide_gpus_from_tensorflow() -> None:
     pass
 
 
-def execute(config, workdir: str, mode: str):
-  """Runs `mode` for `config` in `workdir`; returns the mode's result."""
+def execute(config, workdir: str, mode: str, argv=None):
+  """Runs `mode` for `config` in `workdir`; returns the mode's result.
+
+  Ends with a summary on the console (`xsup.train.report`); `argv`, the
+  command line, lets it spell out the next commands.
+  """
   from xsup import export  # pylint: disable=g-import-not-at-top
   from xsup.train import loop  # pylint: disable=g-import-not-at-top
+  from xsup.train import report  # pylint: disable=g-import-not-at-top
   task = get_task(config)
   if mode == "finetune" and not config.get("init_checkpoint"):
     raise ValueError("--mode finetune needs --config.init_checkpoint=<dir> "
                      "(a workdir or checkpoint of the previous stage)")
   if mode in ("train", "finetune"):
-    return loop.train_and_evaluate(task, config, workdir)
+    state = loop.train_and_evaluate(task, config, workdir)
+    report.summary(task, config, workdir, mode, int(state.step), argv=argv)
+    return state
   if mode == "eval":
-    return loop.evaluate_only(task, config, workdir)
+    results = loop.evaluate_only(task, config, workdir)
+    report.summary(task, config, workdir, mode, None, argv=argv,
+                   splits=list(results))
+    return results
   if mode == "export":
     state, step = loop.restore_latest(task, config, workdir)
     name, kwargs, variables = task.export_spec(state)
     directory = export.save(os.path.join(workdir, "export"), name, kwargs,
                             variables, metadata=task.export_metadata())
     logging.info("Exported step %d to %s", step, directory)
+    report.summary(task, config, workdir, mode, step, argv=argv,
+                   export_dir=directory)
     return directory
   raise ValueError(f"Unknown mode {mode!r}")
 
@@ -87,6 +102,10 @@ def execute(config, workdir: str, mode: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    # Library INFO logs (orbax, TensorFlow, clu) only with --verbosity.
+    from xsup.train import report  # pylint: disable=g-import-not-at-top
+    report.quiet_libraries()
   hide_gpus_from_tensorflow()
   initialize_distributed()
   logging.info("JAX process %d / %d, local devices %d, global devices %d",
@@ -94,7 +113,7 @@ def main(argv):
                jax.local_device_count(), jax.device_count())
   from xsup.train import checkpoints  # pylint: disable=g-import-not-at-top
   try:
-    execute(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+    execute(FLAGS.config, FLAGS.workdir, FLAGS.mode, argv=sys.argv)
   except checkpoints.CheckpointError as e:
     sys.exit(f"xsup: {e}")  # One line, no traceback: nothing to debug.
 

@@ -322,6 +322,12 @@ class LiftingTask(loop.Task):
           errors, data.get("action")), scale_protocol=protocol)
     return results
 
+  def baseline_metrics(self) -> Dict[str, Dict[str, Any]]:
+    """The flat baseline (`flat_baseline`) of each evaluation split."""
+    return {_split_name(s): dict(flat_baseline(self.eval_data(s)),
+                                 name="flat pose, zero depth")
+            for s in self.config.dataset.eval_splits}
+
   def export_spec(self, state):
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     if self.stage == "teacher":

@@ -33,6 +33,7 @@ import orbax.checkpoint as ocp
 
 from xsup.data import pipeline
 from xsup.train import checkpoints
+from xsup.train import report
 from xsup.train import state as state_lib
 
 Metrics = Dict[str, jax.Array]
@@ -76,6 +77,11 @@ class Task(abc.ABC):
     """Fine-tuning start: takes parameters from a restored state dict."""
     return state.replace(params=restored["params"],
                          batch_stats=restored["batch_stats"])
+
+  def baseline_metrics(self) -> Dict[str, Dict[str, Any]]:
+    """Evaluation name -> metrics of a reference baseline (with its `name`),
+    shown next to the final results in the run summary (default: none)."""
+    return {}
 
   def summary_images(self, state: state_lib.TrainState
                      ) -> Dict[str, np.ndarray]:
@@ -220,6 +226,7 @@ def write_eval(workdir: str, step: int, results: Dict[str, Dict[str, Any]],
         scalars[f"eval/{split}/{k}"] = v
   writer.write_scalars(step, scalars)
   jsonl.write(step, scalars)
+  report.evaluation(step, results)
 
 
 def eval_written(workdir: str, step: int) -> bool:
@@ -299,9 +306,9 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
   ckpt_every = config.get("checkpoint_every_steps") or task.steps_per_epoch
   eval_every = config.get("eval_every_steps") or task.steps_per_epoch
   image_every = int(config.get("image_every_steps") or 0)
-  report = periodic_actions.ReportProgress(num_train_steps=num_steps,
-                                           writer=writer,
-                                           every_steps=log_every)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps,
+                                                    writer=writer,
+                                                    every_steps=log_every)
   pending = []
   batches = task.train_batches(start_step)
   last_log, last_log_step = time.time(), start_step
@@ -322,7 +329,7 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
         pending.append(metrics)
         done = step + 1
         is_last = done == num_steps
-        report(done)
+        report_progress(done)
         want_ckpt = done % ckpt_every == 0 or is_last
         if done % log_every == 0 or is_last or want_ckpt:
           summary = {k: float(np.mean([float(m[k]) for m in pending]))
@@ -333,6 +340,8 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
           summary["steps_per_second"] = (done - last_log_step) / max(
               now - last_log, 1e-9)
           last_log, last_log_step = now, done
+          report.progress(done, num_steps, summary["steps_per_second"],
+                          summary)
           writer.write_scalars(done, {f"train/{k}": v
                                       for k, v in summary.items()})
           jsonl.write(done, {f"train/{k}": v for k, v in summary.items()})
