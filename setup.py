@@ -35,7 +35,9 @@ setuptools.setup(
         "importlib_resources>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # nbclient + ipykernel run the notebooks in colabs/ (tests/colabs_test.py).
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10",
+                 "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["xsup=xsup.main:run"]},
 )
