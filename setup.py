@@ -35,7 +35,7 @@ setuptools.setup(
         "importlib_resources>=6.0",
     ],
     extras_require={
-        # nbclient + ipykernel run the notebooks in colabs/ (tests/colabs_test.py).
+        # nbclient + ipykernel: tests/colabs_test.py runs the notebooks.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10",
                  "nbformat>=5.9", "ipykernel>=6.29"],
     },

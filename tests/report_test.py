@@ -4,6 +4,8 @@ import json
 import logging
 import os
 
+from absl import logging as absl_logging
+
 from repo_configs import REPO
 from repo_configs import load_config
 from xsup.train import report
@@ -56,7 +58,6 @@ def test_image_summary_shows_the_mean_pose_baseline_and_the_s2_command(
 
 
 def test_quiet_libraries_keeps_xsup_info_and_library_warnings():
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   handler = absl_logging.get_absl_handler()
   before = list(handler.filters)
   verbosity = absl_logging.get_verbosity()

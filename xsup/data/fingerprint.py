@@ -153,7 +153,8 @@ def write(prepared_dir: str, fingerprint: Fingerprint) -> None:
 
 
 def default_manual_dir(builder) -> str:
-  """TFDS's manual directory when none is given: `<data_dir>/downloads/manual`."""
+  """TFDS's manual directory when none is given:
+  `<data_dir>/downloads/manual`."""
   return os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 CORRUPT_SUFFIX = ".corrupt"
@@ -153,7 +154,6 @@ def set_aside(mgr: ocp.CheckpointManager, steps: List[int]) -> None:
   if not steps:
     return
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("xsup_checkpoint_set_aside")
   if jax.process_index() == 0:
     for step in steps:
@@ -168,7 +168,6 @@ def set_aside(mgr: ocp.CheckpointManager, steps: List[int]) -> None:
                       "%s (kept for inspection; training will write step %d "
                       "again).", step, src, dst, step)
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices("xsup_checkpoint_set_aside_done")
   mgr.reload()
 

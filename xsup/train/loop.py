@@ -9,8 +9,11 @@ and its evaluator); this module runs it the same way for every method:
 * per-step randomness `fold_in(base_key, step)`, so a resumed run draws the
   same numbers as an uninterrupted one;
 * orbax checkpoints under `<workdir>/checkpoints/` (resume order: workdir,
-  then `config.init_checkpoint`, then from scratch);
-* clu writers (TensorBoard + console) and `<workdir>/metrics.jsonl`, plus
+  then `config.init_checkpoint`, then from scratch; the newest intact step
+  of each, `xsup.train.checkpoints`); a resumed run drops the metrics
+  records past its step and writes a missing final evaluation;
+* clu writers (TensorBoard) and `<workdir>/metrics.jsonl`, progress and
+  evaluation lines on the console (`xsup.train.report`), plus
   the task's image summaries every `config.image_every_steps` steps;
 * a stop with a clear message on non-finite losses or gradients, before any
   checkpoint of the broken state is written.
