@@ -11,14 +11,14 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from xsup.data import pipeline
+from xsup.data import sources
 from xsup.geometry import camera
 
 REQUIRED = ("keypoints_2d", "keypoints_3d", "focal")
 
 
-def prepare(raw: pipeline.Batch, source: str = "dataset",
-            scale: Optional[float] = None) -> pipeline.Batch:
+def prepare(raw: sources.Batch, source: str = "dataset",
+            scale: Optional[float] = None) -> sources.Batch:
   """Normalises a raw lifting split.
 
   Args:
@@ -57,9 +57,9 @@ def prepare(raw: pipeline.Batch, source: str = "dataset",
   return out
 
 
-def load(dataset_config, split: str) -> pipeline.Batch:
+def load(dataset_config, split: str) -> sources.Batch:
   """Loads and prepares `split` of the builder named in `dataset_config`."""
-  raw = pipeline.load_split(dataset_config.name, split,
+  raw = sources.load_split(dataset_config.name, split,
                             builder_config=dataset_config.get("config"),
                             data_dir=dataset_config.get("data_dir"),
                             manual_dir=dataset_config.get("manual_dir"))
