@@ -26,6 +26,8 @@ setuptools.setup(
         "tensorflow>=2.16; platform_machine!='x86_64'",
         "tensorboard>=2.16",
         "clu>=0.0.12",
+        "grain>=0.2.10",
+        "array-record>=0.5",
         "absl-py>=2.0",
         "etils[epath]",
         "matplotlib>=3.7",

@@ -69,7 +69,7 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int):
                  out_shardings=(shardings, state_lib.replicated(mesh)),
                  donate_argnums=(0,))
   from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
-  batch_arrays = pipeline.shard_batch(task.iterator.batch_at(0), mesh)
+  batch_arrays = pipeline.shard_batch(task.batch_at(0), mesh)
   holder = {"state": state}
 
   def train_once():

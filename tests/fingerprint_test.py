@@ -9,7 +9,7 @@ import pytest
 
 import cmu_fixtures
 from xsup.data import fingerprint
-from xsup.data import pipeline
+from xsup.data import sources
 
 
 def test_fingerprint_differences(tmp_path):
@@ -53,11 +53,11 @@ def test_changed_manual_files_are_prepared_again(tmp_path, caplog):
   """The CMU builder: a replaced clip, a new clip, a deleted directory."""
   manual, data = tmp_path / "cmu", tmp_path / "tfds"
   _write_clips(manual, ["131_01", "131_02"], seed=0)
-  load = lambda split: pipeline.load_split("cmu_mocap_lifting", split,
-                                           data_dir=str(data),
-                                           manual_dir=str(manual))
+  load = lambda split: sources.load_split("cmu_mocap_lifting", split,
+                                          data_dir=str(data),
+                                          manual_dir=str(manual))
   first = load("clip_131_01")
-  builder = pipeline.get_builder("cmu_mocap_lifting", data_dir=str(data))
+  builder = sources.get_builder("cmu_mocap_lifting", data_dir=str(data))
   prepared = builder.data_dir
   assert os.path.isfile(os.path.join(prepared, fingerprint.FILENAME))
   # Unchanged files: the prepared copy is reused as is.
@@ -88,9 +88,9 @@ def test_changed_manual_files_are_prepared_again(tmp_path, caplog):
   # Moved with the same contents: the prepared copy stays valid.
   caplog.clear()
   with caplog.at_level(logging.WARNING):
-    moved_load = pipeline.load_split("cmu_mocap_lifting", "clip_131_01",
-                                     data_dir=str(data),
-                                     manual_dir=str(moved))
+    moved_load = sources.load_split("cmu_mocap_lifting", "clip_131_01",
+                                    data_dir=str(data),
+                                    manual_dir=str(moved))
   assert "preparing it again" not in caplog.text
   np.testing.assert_array_equal(moved_load["keypoints_3d"],
                                 replaced["keypoints_3d"])
@@ -99,22 +99,22 @@ def test_changed_manual_files_are_prepared_again(tmp_path, caplog):
 def test_prepared_without_a_record_is_prepared_again(tmp_path, caplog):
   manual, data = tmp_path / "cmu", tmp_path / "tfds"
   _write_clips(manual, ["131_01"], seed=0)
-  pipeline.load_split("cmu_mocap_lifting", "clip_131_01",
-                      data_dir=str(data), manual_dir=str(manual))
-  builder = pipeline.get_builder("cmu_mocap_lifting", data_dir=str(data))
+  sources.load_split("cmu_mocap_lifting", "clip_131_01",
+                     data_dir=str(data), manual_dir=str(manual))
+  builder = sources.get_builder("cmu_mocap_lifting", data_dir=str(data))
   os.remove(os.path.join(builder.data_dir, fingerprint.FILENAME))
   with caplog.at_level(logging.WARNING):
-    pipeline.load_split("cmu_mocap_lifting", "clip_131_01",
-                        data_dir=str(data), manual_dir=str(manual))
+    sources.load_split("cmu_mocap_lifting", "clip_131_01",
+                       data_dir=str(data), manual_dir=str(manual))
   assert "no record of the manual files" in caplog.text
   assert os.path.isfile(os.path.join(builder.data_dir, fingerprint.FILENAME))
 
 
 def test_builders_without_manual_files_are_not_fingerprinted(tmp_path):
   data = tmp_path / "tfds"
-  pipeline.load_split("synthetic_lifting", "test", builder_config="tiny",
-                      data_dir=str(data))
-  builder = pipeline.get_builder("synthetic_lifting", "tiny", str(data))
+  sources.load_split("synthetic_lifting", "test", builder_config="tiny",
+                     data_dir=str(data))
+  builder = sources.get_builder("synthetic_lifting", "tiny", str(data))
   assert not fingerprint.reads_manual_dir(builder)
   assert not os.path.exists(os.path.join(builder.data_dir,
                                          fingerprint.FILENAME))
@@ -122,11 +122,11 @@ def test_builders_without_manual_files_are_not_fingerprinted(tmp_path):
 
 def test_every_manual_builder_goes_through_the_hook():
   """Each builder with manual files is recognised by `prepare_builder`."""
-  here = os.path.join(os.path.dirname(pipeline.__file__), "builders")
+  here = os.path.join(os.path.dirname(sources.__file__), "builders")
   names = sorted(f[:-3] for f in os.listdir(here) if f.endswith(".py")
                  and "\nBuilder = " in open(os.path.join(here, f)).read())
   manual = [n for n in names if fingerprint.reads_manual_dir(
-      pipeline.builder_module(n).Builder)]
+      sources.builder_module(n).Builder)]
   assert set(manual) >= {"h36m_lifting", "cmu_mocap_lifting", "h36m_images",
                          "mpi_inf_3dhp_images", "mpii", "tiktok",
                          "surreal_pseudo"}

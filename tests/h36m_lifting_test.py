@@ -10,7 +10,7 @@ from xsup import config_defaults
 from xsup import metrics
 from xsup import skeleton
 from xsup.data import lifting as lifting_data
-from xsup.data import pipeline
+from xsup.data import sources
 from xsup.data.builders import h36m_lifting
 from xsup.data.formats import h36m_cameras
 from xsup.geometry import camera as camera_lib
@@ -387,9 +387,9 @@ def test_a_changed_cameras_file_outside_manual_dir_prepares_again(tmp_path):
   cams = _custom_cameras_json()
   cams_path.write_text(json.dumps(cams))
   config = _custom_config(cameras_file=str(cams_path))
-  load = lambda: pipeline.load_split("h36m_lifting", "train", config,
-                                     data_dir=str(tmp_path / "data"),
-                                     manual_dir=str(manual))
+  load = lambda: sources.load_split("h36m_lifting", "train", config,
+                                    data_dir=str(tmp_path / "data"),
+                                    manual_dir=str(manual))
   before = load()
   # A corrected camera position (10 cm along x): new camera-frame joints.
   cams["P1"][0]["translation"][0] += 100.0

@@ -129,9 +129,9 @@ def test_unknown_trainer_and_dataset_fail_clearly():
   config.trainer = "nope"
   with pytest.raises(ValueError, match="Unknown trainer"):
     xsup_main.get_task(config)
-  from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
+  from xsup.data import sources  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="Unknown dataset 'nope'.*synthetic_lifting"):
-    pipeline.builder_module("nope")
+    sources.builder_module("nope")
 
 
 def test_cmu_tiny_configs_train_on_generated_clips(tmp_path):

@@ -80,7 +80,17 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = ml_collections.config_dict.placeholder(str)
+  _input_pipeline(c)
   return c
+
+
+def _input_pipeline(c: ml_collections.ConfigDict) -> None:
+  """Input pipeline settings (`xsup.data.pipeline`)."""
+  # Grain worker processes that read, decode and augment the training
+  # batches; -1: automatic (none for in-memory data such as the lifting
+  # sets, else half the CPUs, 1 to 8).
+  c.data_workers = -1
+  c.data_prefetch = 2  # Batches read ahead (per worker).
 
 
 def xsup(stage: str) -> ml_collections.ConfigDict:
@@ -174,6 +184,7 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   c.optimizer.discriminator_lr = 1e-4 if s2 else 2e-4
   c.optimizer.b1 = 0.5
   c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8  # Adam's denominator offset.
   c.optimizer.milestones_epochs = (40,)
   c.optimizer.decay = 0.1
 
@@ -189,6 +200,7 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = placeholder(str)
+  _input_pipeline(c)
   return c
 
 
@@ -412,6 +424,7 @@ def _tiny_xsup_run(c: ml_collections.ConfigDict) -> None:
   c.eval_every_steps = 2
   c.image_every_steps = 0
   c.num_devices = 1
+  c.data_workers = 0  # Read in the training process (no start-up cost).
 
 
 # Reduced size of the default run's dataset (the builder's `64` config has

@@ -22,6 +22,8 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from xsup import multihost
+
 FLAGS = flags.FLAGS
 
 config_flags.DEFINE_config_file("config", None, "Training configuration.",
@@ -29,6 +31,17 @@ config_flags.DEFINE_config_file("config", None, "Training configuration.",
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
 flags.DEFINE_enum("mode", "train", ["train", "finetune", "eval", "export"],
                   "What to do.")
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-host: host:port of process 0 (default: "
+                    "JAX_COORDINATOR_ADDRESS or a detected SLURM / TPU pod "
+                    "/ MPI cluster).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.DEFINE_bool("distributed", True,
+                  "Join a multi-host job when one is configured; "
+                  "--nodistributed always runs a single process.")
+flags.DEFINE_float("distributed_timeout_s", 300.0,
+                   "Multi-host: seconds to wait for the other processes.")
 flags.mark_flags_as_required(["config", "workdir"])
 # The console shows xsup's progress, evaluations and summary, and only the
 # warnings of the libraries; `--verbosity=0` (or higher) shows their
@@ -46,15 +59,6 @@ def get_task(config):
     raise ValueError(f"Unknown trainer {config.trainer!r}; known: "
                      f"{sorted(TRAINERS)}")
   return importlib.import_module(TRAINERS[config.trainer]).get_task(config)
-
-
-def initialize_distributed() -> None:
-  """Joins a multi-host job when one is configured; no-op on one host."""
-  try:
-    jax.distributed.initialize()
-  except (ValueError, RuntimeError) as e:
-    logging.info("Single-process run (jax.distributed not initialised: %s)",
-                 e)
 
 
 def hide_gpus_from_tensorflow() -> None:
@@ -107,7 +111,13 @@ def main(argv):
     from xsup.train import report  # pylint: disable=g-import-not-at-top
     report.quiet_libraries()
   hide_gpus_from_tensorflow()
-  initialize_distributed()
+  try:
+    multihost.initialize(
+        multihost.resolve(FLAGS.coordinator_address, FLAGS.num_processes,
+                          FLAGS.process_id, enabled=FLAGS.distributed),
+        timeout_s=FLAGS.distributed_timeout_s)
+  except (RuntimeError, ValueError) as e:
+    raise SystemExit(f"xsup: {e}") from e
   logging.info("JAX process %d / %d, local devices %d, global devices %d",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
@@ -115,6 +125,7 @@ def main(argv):
   try:
     execute(FLAGS.config, FLAGS.workdir, FLAGS.mode, argv=sys.argv)
   except checkpoints.CheckpointError as e:
+    checkpoints.quiet_until_exit()
     sys.exit(f"xsup: {e}")  # One line, no traceback: nothing to debug.
 
 

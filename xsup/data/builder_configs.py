@@ -15,7 +15,7 @@ from typing import Any, Dict, Union
 
 import ml_collections
 
-from xsup.data import pipeline
+from xsup.data import sources
 
 
 def _override_name(base: str, overrides: Dict[str, Any]) -> str:
@@ -40,7 +40,7 @@ def resolve(data_config: ml_collections.ConfigDict) -> Union[str, Any]:
       data_config.get("builder_overrides") or {}).items() if v is not None}
   if not overrides:
     return data_config.get("config")
-  cls = pipeline.builder_module(data_config.name).Builder
+  cls = sources.builder_module(data_config.name).Builder
   configs = {c.name: c for c in cls.BUILDER_CONFIGS}
   if data_config.config not in configs:
     raise ValueError(f"Dataset {data_config.name}: unknown config "

@@ -23,6 +23,7 @@ that reads a manual directory:
 import hashlib
 import json
 import os
+import shutil
 from typing import Any, Dict, Iterable, List, Optional
 
 from absl import logging
@@ -163,6 +164,14 @@ def reads_manual_dir(builder) -> bool:
   return bool(getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None))
 
 
+def _fresh(builder):
+  """A new instance of `builder` (same class, config and data_dir)."""
+  kwargs = {"data_dir": os.fspath(builder.data_dir_root)}
+  if builder.builder_config is not None:
+    kwargs["config"] = builder.builder_config
+  return type(builder)(**kwargs)
+
+
 def prepare_builder(builder, manual_dir: Optional[str] = None,
                     **prepare_kwargs):
   """`builder.download_and_prepare(...)`, kept in step with the manual files.
@@ -173,7 +182,8 @@ def prepare_builder(builder, manual_dir: Optional[str] = None,
     **prepare_kwargs: more arguments of `download_and_prepare` (e.g.
       `file_format`).
   Returns:
-    `builder`, prepared and consistent with the manual files.
+    The prepared builder, consistent with the manual files: `builder`, or
+    a new instance of it when the prepared copy had to be replaced.
   Raises:
     FileNotFoundError: the manual directory is gone while a prepared copy
       exists (the message names both directories).
@@ -188,7 +198,6 @@ def prepare_builder(builder, manual_dir: Optional[str] = None,
   if hasattr(builder, "extra_input_files"):
     extra_files = list(builder.extra_input_files(manual))
   prepared = os.fspath(builder.data_dir)
-  mode = None
   if builder.is_prepared():
     stored = read(prepared)
     if not os.path.isdir(manual):
@@ -208,13 +217,11 @@ def prepare_builder(builder, manual_dir: Optional[str] = None,
         "The manual files in %s differ from those the prepared dataset %s "
         "was made from (%s): deleting %s and preparing it again.", manual,
         prepared, summarize(changes), prepared)
-    mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+    shutil.rmtree(prepared)
+    builder = _fresh(builder)  # Its info was read from the deleted copy.
   record = compute(manual, extra_files)
-  download_config = tfds.download.DownloadConfig(manual_dir=manual)
-  if mode is not None:
-    download_config = tfds.download.DownloadConfig(manual_dir=manual,
-                                                   download_mode=mode)
-  builder.download_and_prepare(download_config=download_config,
-                               **prepare_kwargs)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual),
+      **prepare_kwargs)
   write(prepared, record)
   return builder

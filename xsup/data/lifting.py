@@ -12,14 +12,14 @@ from typing import Dict, Optional
 import numpy as np
 
 from xsup.data import builder_configs
-from xsup.data import pipeline
+from xsup.data import sources
 from xsup.geometry import camera
 
 REQUIRED = ("keypoints_2d", "keypoints_3d", "focal")
 
 
-def prepare(raw: pipeline.Batch, source: str = "dataset",
-            scale: Optional[float] = None) -> pipeline.Batch:
+def prepare(raw: sources.Batch, source: str = "dataset",
+            scale: Optional[float] = None) -> sources.Batch:
   """Normalises a raw lifting split.
 
   Args:
@@ -62,7 +62,7 @@ def prepare(raw: pipeline.Batch, source: str = "dataset",
   return out
 
 
-def describe_example(raw: pipeline.Batch, bad: np.ndarray) -> str:
+def describe_example(raw: sources.Batch, bad: np.ndarray) -> str:
   """Where the first example of mask `bad` `[N]` comes from (its index and
   the subject, action, camera and frame fields that the split has)."""
   i = int(np.argmax(bad))
@@ -77,13 +77,13 @@ def describe_example(raw: pipeline.Batch, bad: np.ndarray) -> str:
   return ", ".join(parts)
 
 
-def load(dataset_config, split: str) -> pipeline.Batch:
+def load(dataset_config, split: str) -> sources.Batch:
   """Loads and prepares `split` of the builder named in `dataset_config`."""
-  raw = pipeline.load_split(dataset_config.name, split,
-                            builder_config=builder_configs.resolve(
-                                dataset_config),
-                            data_dir=dataset_config.get("data_dir"),
-                            manual_dir=dataset_config.get("manual_dir"))
+  raw = sources.load_split(dataset_config.name, split,
+                           builder_config=builder_configs.resolve(
+                               dataset_config),
+                           data_dir=dataset_config.get("data_dir"),
+                           manual_dir=dataset_config.get("manual_dir"))
   source = f"{dataset_config.name}[{split}]"
   if dataset_config.get("manual_dir"):
     source += f" (from {dataset_config.manual_dir})"

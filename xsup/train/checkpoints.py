@@ -57,6 +57,18 @@ def short_error(error: BaseException) -> str:
   return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _log_unraisable(unraisable) -> None:
+  logging.debug("While reading a checkpoint: %s",
+                short_error(unraisable.exc_value)
+                if unraisable.exc_value is not None else unraisable)
+
+
+def _log_exception(exc_type, exc_value, exc_tb) -> None:
+  del exc_tb
+  logging.debug("While reading a checkpoint: %s",
+                short_error(exc_value) if exc_value is not None else exc_type)
+
+
 @contextlib.contextmanager
 def _quiet_unraisable():
   """Keeps the pages that a damaged step's failed reads print off the
@@ -64,33 +76,34 @@ def _quiet_unraisable():
   with whole TensorStore specs) and TensorStore callbacks reaching the
   closed event loop ("RuntimeError: Event loop is closed" tracebacks).
   While a step is read, both hooks log at debug level instead."""
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    logging.debug("While reading a checkpoint: %s",
-                  short_error(unraisable.exc_value)
-                  if unraisable.exc_value is not None else unraisable)
-
-  def excepthook(exc_type, exc_value, exc_tb):
-    del exc_tb
-    logging.debug("While reading a checkpoint: %s",
-                  short_error(exc_value) if exc_value is not None
-                  else exc_type)
-
-  previous_except = sys.excepthook
-  sys.unraisablehook = hook
-  sys.excepthook = excepthook
+  previous = sys.unraisablehook, sys.excepthook
+  sys.unraisablehook, sys.excepthook = _log_unraisable, _log_exception
   try:
     yield
   finally:
     gc.collect()  # Finalise the abandoned coroutines under the quiet hook.
-    sys.unraisablehook = previous
-    sys.excepthook = previous_except
+    sys.unraisablehook, sys.excepthook = previous
+
+
+def quiet_until_exit() -> None:
+  """The same, for good: before a process stops on `CheckpointError`,
+  whose background reads may still report while it exits."""
+  sys.unraisablehook, sys.excepthook = _log_unraisable, _log_exception
 
 
 def _restore_raw(mgr: ocp.CheckpointManager, step: int):
-  return mgr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))["state"]
+  """The `state` item of `step` as a plain tree on this process's first
+  device, whatever devices or hosts wrote it."""
+  directory = os.fspath(mgr.directory)
+  reader = ocp.CheckpointManager(
+      directory, item_handlers={"state": ocp.StandardCheckpointHandler()})
+  metadata = reader.item_metadata(step)["state"]
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      metadata)
+  return reader.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target)))["state"]
 
 
 def _readable(mgr: ocp.CheckpointManager, step: int) -> bool:
@@ -207,7 +220,9 @@ def load_checkpoint_tree(path: str) -> Tuple[Any, int]:
     path: a workdir, its `checkpoints/` directory, or one step directory
       (that step only, no fallback).
   Returns:
-    `(state dict with params/batch_stats/..., step)`.
+    `(state dict with params/batch_stats/..., step)`, the arrays on this
+    process's first device, so a checkpoint written on other devices or
+    hosts (a TPU pod, several GPUs) loads anywhere.
   Raises:
     FileNotFoundError: no checkpoint at `path`.
     CheckpointError: none is intact (or the given step is unreadable).

@@ -11,7 +11,7 @@
 """
 
 import functools
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ from xsup import metrics as metrics_lib
 from xsup import skeleton
 from xsup.data import lifting as lifting_data
 from xsup.data import pipeline
+from xsup.data import sources
 from xsup.losses import lifting as losses
 from xsup.models import student as student_lib
 from xsup.models import teacher as teacher_lib
@@ -140,17 +141,34 @@ class LiftingTask(loop.Task):
     return self._eval_sets[split]
 
   @functools.cached_property
-  def iterator(self) -> pipeline.EpochIterator:
-    return pipeline.EpochIterator(
+  def train_batch_fn(self) -> pipeline.SourceBatches:
+    """The picklable batch of each global step: `keypoints_2d` rows of the
+    in-memory training split (`pipeline.GlobalBatchSampler` order)."""
+    dataset = self.config.dataset
+    source = sources.ArraySource(
         {"keypoints_2d": self.train_data["keypoints_2d"]},
-        self.config.batch_size, seed=self.config.seed)
+        f"{dataset.name}/{dataset.get('config') or 'default'} split "
+        f"{dataset.train_split!r} (normalised 2D)")
+    return pipeline.SourceBatches(
+        source, pipeline.GlobalBatchSampler(len(source),
+                                            self.config.batch_size,
+                                            seed=self.config.seed))
 
   @property
   def steps_per_epoch(self) -> int:
-    return self.iterator.steps_per_epoch
+    return self.train_batch_fn.sampler.steps_per_epoch
 
-  def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
-    return self.iterator.iterate(start_step)
+  def batch_at(self, step: int) -> pipeline.Batch:
+    """Process-local batch of global step `step` (deterministic)."""
+    return self.train_batch_fn(step)
+
+  def train_batches(self, start_step: int) -> pipeline.StepIterator:
+    batches = self.train_batch_fn
+    return pipeline.StepIterator(
+        batches, batches.identity(), start_step,
+        num_workers=pipeline.resolve_num_workers(
+            self.config.get("data_workers"), batches.source),
+        prefetch=int(self.config.get("data_prefetch", 2)))
 
   # State --------------------------------------------------------------
   @functools.cached_property

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
+from grain import checkpoint as grain_checkpoint
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -64,7 +65,12 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
-    """Process-local numpy batches from global step `start_step` on."""
+    """Process-local numpy batches from global step `start_step` on.
+
+    A `pipeline.StepIterator` (or anything with its `get_state`,
+    `set_state`, `next_step` and `close`) is saved in every checkpoint and
+    restored on resume; a plain iterator resumes at the restored step.
+    """
 
   @abc.abstractmethod
   def evaluate(self, state: state_lib.TrainState) -> Dict[str, Dict[str, Any]]:
@@ -163,6 +169,55 @@ def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh) -> None:
 # `xsup.train.checkpoints`.
 checkpoint_manager = checkpoints.manager
 load_checkpoint_tree = checkpoints.load_checkpoint_tree
+
+
+def _checkpointable(batches) -> bool:
+  return hasattr(batches, "get_state") and hasattr(batches, "set_state")
+
+
+def restore_input_state(manager: ocp.CheckpointManager, step: int, batches,
+                        start_step: int) -> None:
+  """Restores the input pipeline's position saved with checkpoint `step`.
+
+  The saved state must belong to the same data, global batch size and seed
+  (`pipeline.StepIterator.set_state` checks) and point at the restored
+  train step. A run may resume on another number of processes. Checkpoints
+  without it (or plain batch generators) resume at `start_step`, which
+  gives the same batches (they depend on the step alone).
+  """
+  directory = os.path.join(os.fspath(manager.directory), str(step), "data")
+  if not _checkpointable(batches):
+    return
+  if not os.path.isdir(directory):
+    logging.info("Checkpoint step %d has no input-pipeline state; the data "
+                 "resumes at step %d", step, start_step)
+    return
+  name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+  try:
+    if os.path.exists(os.path.join(directory, name)):
+      manager.restore(step, args=ocp.args.Composite(
+          data=grain_checkpoint.CheckpointRestore(batches)))
+    else:
+      # Written by another number of processes. Every process saved the
+      # same global position (a batch depends on the step alone), so any
+      # of their states serves this process.
+      saved = sorted(f for f in os.listdir(directory)
+                     if f.startswith("process_") and f.endswith(".json"))
+      if not saved:
+        raise ValueError(f"{directory} holds no input-pipeline state "
+                         f"(expected {name})")
+      logging.info("%s was written by another number of processes (%s); "
+                   "resuming the input of %d processes from it", directory,
+                   saved[0], jax.process_count())
+      with open(os.path.join(directory, saved[0]), "rb") as f:
+        batches.set_state(f.read())
+  except pipeline.IteratorStateError as e:
+    raise pipeline.IteratorStateError(f"{directory}: {e}") from e
+  if batches.next_step != start_step:
+    raise ValueError(
+        f"{directory}: the input pipeline was saved at step "
+        f"{batches.next_step} but the train state at step {start_step}; "
+        "the checkpoint is inconsistent")
 
 
 class JsonlWriter:
@@ -265,6 +320,26 @@ def total_steps(config: ml_collections.ConfigDict, task: Task) -> int:
   return int(config.num_epochs * task.steps_per_epoch)
 
 
+# Seconds the processes of a multi-host run wait for each other to compile.
+COMPILE_BARRIER_TIMEOUT_S = 3600
+
+
+def compile_step(step_fn, *args):
+  """Compiles the jitted step for `args`; with several processes, then waits
+  until every process has compiled it.
+
+  The first step's collectives connect the processes with a short timeout
+  (tens of seconds); one process may compile much longer than another (a
+  compilation-cache hit on one host only, a busy host), so they meet at a
+  barrier of the coordination service first.
+  """
+  compiled = step_fn.lower(*args).compile()
+  if jax.process_count() > 1:
+    ocp.multihost.sync_global_processes(
+        "xsup_train_step_compiled", timeout=COMPILE_BARRIER_TIMEOUT_S)
+  return compiled
+
+
 def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                        workdir: str) -> state_lib.TrainState:
   """Trains `task` in `workdir`, resuming from its latest checkpoint."""
@@ -275,21 +350,28 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
   logging.info("%d steps per epoch", task.steps_per_epoch)
   root_key = jax.random.PRNGKey(config.seed)
   init_key, base_step_key = jax.random.split(root_key)
-  state, abstract, shardings = state_lib.create_sharded(
-      task.init_state, init_key, mesh)
+  abstract, shardings = state_lib.abstract_sharded(task.init_state, init_key,
+                                                   mesh)
   manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                config.get("keep_checkpoints", 3))
   resumed = checkpoints.restore_train_state(manager, abstract, shardings)
   if resumed is not None:
     state, latest = resumed
     logging.info("Resuming from %s step %d", manager.directory, latest)
-  elif config.get("init_checkpoint"):
-    restored, init_step = load_checkpoint_tree(config.init_checkpoint)
-    logging.info("Initialising from %s (step %d)", config.init_checkpoint,
-                 init_step)
-    state = jax.device_put(task.init_from_checkpoint(state, restored),
-                           shardings)
+  else:
+    latest = None
+    # Parameters are born where they live (abstract-first initialisation).
+    state = jax.jit(task.init_state, out_shardings=shardings)(init_key)
+    if config.get("init_checkpoint"):
+      restored, init_step = load_checkpoint_tree(config.init_checkpoint)
+      logging.info("Initialising from %s (step %d)", config.init_checkpoint,
+                   init_step)
+      state = jax.device_put(task.init_from_checkpoint(state, restored),
+                             shardings)
   start_step = int(jax.device_get(state.step))
+  batches = task.train_batches(start_step)
+  if latest is not None:
+    restore_input_state(manager, latest, batches, start_step)
   num_steps = total_steps(config, task)
 
   # Batches arrive placed along "data" by `shard_batch`; the state is
@@ -313,7 +395,6 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                                                     writer=writer,
                                                     every_steps=log_every)
   pending = []
-  batches = task.train_batches(start_step)
   last_log, last_log_step = time.time(), start_step
   try:
     with metric_writers.ensure_flushes(writer):
@@ -325,10 +406,13 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                        start_step)
           write_eval(workdir, start_step, task.evaluate(state), writer,
                      jsonl)
+      compiled = None
       for step in range(start_step, num_steps):
         batch = pipeline.shard_batch(next(batches), mesh)
-        state, metrics = step_fn(state, batch,
-                                 jax.random.fold_in(base_step_key, step), extras)
+        key = jax.random.fold_in(base_step_key, step)
+        if compiled is None:
+          compiled = compile_step(step_fn, state, batch, key, extras)
+        state, metrics = compiled(state, batch, key, extras)
         pending.append(metrics)
         done = step + 1
         is_last = done == num_steps
@@ -349,9 +433,12 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                                       for k, v in summary.items()})
           jsonl.write(done, {f"train/{k}": v for k, v in summary.items()})
         if want_ckpt:
-          manager.save(done, args=ocp.args.Composite(
+          items = dict(
               state=ocp.args.StandardSave(state),
-              meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort()))))
+              meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort())))
+          if _checkpointable(batches):
+            items["data"] = grain_checkpoint.CheckpointSave(batches)
+          manager.save(done, args=ocp.args.Composite(**items))
         if done % eval_every == 0 or is_last:
           write_eval(workdir, done, task.evaluate(state), writer, jsonl)
         if image_every > 0 and (done % image_every == 0 or is_last):
@@ -362,6 +449,8 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
     # Let a pending asynchronous save complete even when training fails, so
     # the last good checkpoint is never lost.
     manager.wait_until_finished()
+    if hasattr(batches, "close"):
+      batches.close()
   return state
 
 
