@@ -212,19 +212,28 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def test_two_processes_train_the_lifting_teacher_like_one(tmp_path, data_dir):
-  cli_args = [
-      "--config", os.path.join(REPO, "configs",
-                               "ites_teacher_synthetic.py:tiny"),
-      f"--config.dataset.data_dir={data_dir}",
+def _train_killed_resumed_and_compare(tmp_path, config_args):
+  """The whole check for one config (`config_args`: --config and its
+  dataset overrides)."""
+  cli_args = config_args + [
       f"--config.batch_size={GLOBAL_BATCH}", f"--config.total_steps={STEPS}",
       "--config.checkpoint_every_steps=2", "--config.log_every_steps=1",
-      "--config.eval_every_steps=2", "--config.num_devices=0",
-      "--config.optimizer.name=sgd"]
+      f"--config.eval_every_steps={STEPS}", "--config.num_devices=0"]
   multi, single, killed, resumed = _run_twice_and_once(tmp_path, cli_args)
   _check_same_parameters(multi, single)
   _check_shards(tmp_path)
   _check_only_process_0_wrote(multi, killed, resumed)
+  return multi
+
+
+def test_two_processes_train_the_lifting_teacher_like_one(tmp_path, data_dir):
+  multi = _train_killed_resumed_and_compare(tmp_path, [
+      "--config", os.path.join(REPO, "configs",
+                               "ites_teacher_synthetic.py:tiny"),
+      f"--config.dataset.data_dir={data_dir}",
+      "--config.optimizer.name=sgd"])
+  with open(os.path.join(multi, "eval", "test_metrics.json")) as f:
+    assert json.load(f)["step"] == STEPS
 
 
 def test_two_processes_train_x_as_supervision_s2_like_one(tmp_path,
@@ -237,18 +246,11 @@ def test_two_processes_train_x_as_supervision_s2_like_one(tmp_path,
   config = module.get_config()
   sources.prepare(config.dataset.name,
                   xsup_train.builder_config(config.dataset), data_dir)
-  cli_args = [
+  _train_killed_resumed_and_compare(tmp_path, [
       "--config", str(config_path),
       f"--config.dataset.data_dir={data_dir}",
       f"--config.synthetic.data_dir={data_dir}",
-      f"--config.batch_size={GLOBAL_BATCH}", f"--config.total_steps={STEPS}",
-      "--config.checkpoint_every_steps=2", "--config.log_every_steps=1",
-      "--config.eval_every_steps=4", "--config.num_devices=0",
-      "--config.optimizer.eps=1.0"]
-  multi, single, killed, resumed = _run_twice_and_once(tmp_path, cli_args)
-  _check_same_parameters(multi, single)
-  _check_shards(tmp_path)
-  _check_only_process_0_wrote(multi, killed, resumed)
+      "--config.optimizer.eps=1.0"])
 
 
 # ---------------------------------------------------------------------------

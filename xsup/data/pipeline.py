@@ -128,6 +128,17 @@ class SourceBatches:
             "seed": self.sampler.seed, "shuffle": self.sampler.shuffle}
 
 
+def training_iterator(batches, source, start_step: int,
+                      data_workers: Optional[int] = None,
+                      data_prefetch: int = 2) -> "StepIterator":
+  """`StepIterator` of a task's step batches (`batches`: picklable
+  `step -> batch` with an `identity()`), with `data_workers` resolved for
+  `source` (`resolve_num_workers`)."""
+  return StepIterator(batches, batches.identity(), start_step,
+                      num_workers=resolve_num_workers(data_workers, source),
+                      prefetch=int(data_prefetch))
+
+
 def _allow_grain_workers() -> None:
   """Grain reads its settings from absl flags; outside an absl program
   (tests, notebooks) they are unparsed, so mark them parsed (defaults)."""

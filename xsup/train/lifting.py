@@ -163,12 +163,9 @@ class LiftingTask(loop.Task):
     return self.train_batch_fn(step)
 
   def train_batches(self, start_step: int) -> pipeline.StepIterator:
-    batches = self.train_batch_fn
-    return pipeline.StepIterator(
-        batches, batches.identity(), start_step,
-        num_workers=pipeline.resolve_num_workers(
-            self.config.get("data_workers"), batches.source),
-        prefetch=int(self.config.get("data_prefetch", 2)))
+    return pipeline.training_iterator(
+        self.train_batch_fn, self.train_batch_fn.source, start_step,
+        self.config.get("data_workers"), self.config.get("data_prefetch", 2))
 
   # State --------------------------------------------------------------
   @functools.cached_property

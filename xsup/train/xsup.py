@@ -586,12 +586,9 @@ class XSupTask(loop.Task):
     return self.step_batches(step)
 
   def train_batches(self, start_step: int) -> pipeline.StepIterator:
-    batches = self.step_batches
-    return pipeline.StepIterator(
-        batches, batches.identity(), start_step,
-        num_workers=pipeline.resolve_num_workers(
-            self.config.get("data_workers"), self.target_source),
-        prefetch=int(self.config.get("data_prefetch", 2)))
+    return pipeline.training_iterator(
+        self.step_batches, self.target_source, start_step,
+        self.config.get("data_workers"), self.config.get("data_prefetch", 2))
 
   # State --------------------------------------------------------------
   @functools.cached_property
