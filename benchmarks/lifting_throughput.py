@@ -104,8 +104,10 @@ def build_inference(stage: str, task, variables, infer_batch: int):
 def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
                  dtype: str = "float32"):
   """Train and inference poses/s, FLOPs and compile counts of `stage`."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from bench_util import CompileCounter, cost_flops, peak_memory_mb  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from bench_util import CompileCounter, cost_flops, peak_memory_mb
+  # pylint: enable=g-import-not-at-top
   compiles = CompileCounter()
   step, args, task = build_train_step(stage, batch, dtype)
   train_flops = cost_flops(step.lower(*args).compile())
@@ -131,8 +133,10 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
           "infer_poses_per_s": infer_batch / infer_s,
           "train_step_flops": train_flops,
           "infer_flops": infer_flops,
-          "train_compiles": step._cache_size(),  # pylint: disable=protected-access
-          "infer_compiles": infer._cache_size(),  # pylint: disable=protected-access
+          # pylint: disable-next=protected-access
+          "train_compiles": step._cache_size(),
+          # pylint: disable-next=protected-access
+          "infer_compiles": infer._cache_size(),
           "compiles_while_timed": timed_compiles,
           "peak_memory_mb": peak_memory_mb()}
 

@@ -175,7 +175,8 @@ def profile(workload: str, batch: int, views: int, steps: int, dtype: str,
   for op, us in per_op.most_common():
     meta = hlo.get(op, {"kind": "?", "op_name": ""})
     rows.append({"op": op, "ms": us / 1e3, "share": us / total,
-                 "kind": meta["kind"], "dir": direction(meta["op_name"], meta["kind"]),
+                 "kind": meta["kind"],
+                 "dir": direction(meta["op_name"], meta["kind"]),
                  "part": model_part(meta["op_name"]),
                  "source": meta["op_name"][-90:],
                  "detail": meta.get("detail", "")})

@@ -78,7 +78,7 @@ def _uniform(bound: float):
 
 
 def mix_joints(weights: Array, x: Array) -> Array:
-  """`sum_j weights[i, j] x[..., j, :]`: `[J, J]`, `[..., J, C]` -> `[..., J, C]`.
+  """`sum_j weights[i, j] x[..., j, :]`: `[J, J]`, `[..., J, C]` -> same.
 
   A batched matrix product over the flattened leading axes (the `[J, J]`
   weights broadcast to each pose). An einsum over the joint axis would make
