@@ -7,6 +7,14 @@ its dataset and stage need, so every knob is visible in one place.
 import ml_collections
 
 
+def _compilation_cache(c: ml_collections.ConfigDict) -> None:
+  """JAX's persistent compilation cache (`loop.compilation_cache`): a
+  resumed or repeated run does not compile its programs again."""
+  c.compilation_cache = True
+  # Default <workdir>/compilation_cache.
+  c.compilation_cache_dir = ml_collections.config_dict.placeholder(str)
+
+
 def lifting(stage: str) -> ml_collections.ConfigDict:
   """Paper settings of the lifting method (SPEC.md section 2)."""
   if stage not in ("teacher", "student"):
@@ -37,6 +45,10 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   # kernel, ~8x smaller weights).
   student.reference_init = False
   student.dropout = ml_collections.config_dict.placeholder(float)
+  # Compute dtype of the trained network ("float32" or "bfloat16"; the
+  # parameters stay float32, see xsup/models/precision.py). The frozen
+  # teacher of the student stage runs in float32.
+  teacher.dtype = student.dtype = "float32"
   c.model = teacher if stage == "teacher" else student
   # Architecture of the frozen teacher (student stage only).
   c.teacher_model = teacher.copy_and_resolve_references()
@@ -81,6 +93,7 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = ml_collections.config_dict.placeholder(str)
   _input_pipeline(c)
+  _compilation_cache(c)
   return c
 
 
@@ -201,6 +214,7 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = placeholder(str)
   _input_pipeline(c)
+  _compilation_cache(c)
   return c
 
 

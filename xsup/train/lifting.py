@@ -25,6 +25,7 @@ from xsup.data import lifting as lifting_data
 from xsup.data import pipeline
 from xsup.data import sources
 from xsup.losses import lifting as losses
+from xsup.models import precision
 from xsup.models import student as student_lib
 from xsup.models import teacher as teacher_lib
 from xsup.train import loop
@@ -120,9 +121,11 @@ class LiftingTask(loop.Task):
     self.mesh = mesh if mesh is not None else loop.make_mesh(config)
     self.stage = config.stage
     if self.stage == "teacher":
-      self.model = build_teacher(config.model)
+      model = build_teacher(config.model)
     else:
-      self.model = student_lib.Student(**student_kwargs(config.model))
+      model = student_lib.Student(**student_kwargs(config.model))
+    self.model = precision.with_compute_dtype(
+        model, precision.compute_dtype(config.model.get("dtype", "float32")))
     self._train = train_data
     self._eval_sets = dict(eval_data or {})
     self._teacher = None

@@ -20,16 +20,16 @@ and its evaluator); this module runs it the same way for every method:
 """
 
 import abc
+import contextlib
 import json
 import os
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
 from grain import checkpoint as grain_checkpoint
 import jax
+from jax.experimental.compilation_cache import compilation_cache as cache_lib
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -41,6 +41,17 @@ from xsup.train import report
 from xsup.train import state as state_lib
 
 Metrics = Dict[str, jax.Array]
+
+
+def _clu():
+  """clu's `(metric_writers, periodic_actions)`, imported on first use: they
+  load TensorFlow (about 0.5 GB of memory), which a process that only
+  predicts or benchmarks steps does not need."""
+  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers
+  from clu import periodic_actions
+  # pylint: enable=g-import-not-at-top
+  return metric_writers, periodic_actions
 
 
 class Task(abc.ABC):
@@ -340,10 +351,59 @@ def compile_step(step_fn, *args):
   return compiled
 
 
+def jit_train_step(task: Task, shardings):
+  """`task.train_step` jitted as `step(state, batch, key, extras)`.
+
+  The state (argument 0) is donated: its buffers are reused for the new
+  state, so one copy of parameters and optimiser state is alive, not two.
+  Batches arrive placed along "data" by `shard_batch`; the state is
+  replicated (`shardings`). Extra arguments (e.g. a frozen teacher) are
+  never donated.
+  """
+  return jax.jit(lambda s, b, k, e: task.train_step(s, b, k, **e),
+                 out_shardings=(shardings, state_lib.replicated(task.mesh)),
+                 donate_argnums=(0,))
+
+
+@contextlib.contextmanager
+def compilation_cache(config: ml_collections.ConfigDict, workdir: str):
+  """JAX's persistent compilation cache for one run (on by default).
+
+  A resumed or repeated run loads its compiled programs instead of
+  compiling them again. `config.compilation_cache=False` turns it off;
+  `config.compilation_cache_dir` (default `<workdir>/compilation_cache`)
+  places it. A cache directory the process already set (e.g.
+  `JAX_COMPILATION_CACHE_DIR`) is kept. Yields the directory used (None
+  when off); the previous setting is restored afterwards.
+  """
+  current = jax.config.jax_compilation_cache_dir
+  if not config.get("compilation_cache", True) or current:
+    if current:
+      logging.info("Persistent compilation cache: %s (set before)", current)
+    yield current or None
+    return
+  path = os.path.abspath(config.get("compilation_cache_dir") or
+                         os.path.join(workdir, "compilation_cache"))
+  logging.info("Persistent compilation cache: %s", path)
+  jax.config.update("jax_compilation_cache_dir", path)
+  cache_lib.reset_cache()  # Opens the cache at `path` on the next compile.
+  try:
+    yield path
+  finally:
+    jax.config.update("jax_compilation_cache_dir", current)
+    cache_lib.reset_cache()
+
+
 def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                        workdir: str) -> state_lib.TrainState:
   """Trains `task` in `workdir`, resuming from its latest checkpoint."""
   os.makedirs(workdir, exist_ok=True)
+  with compilation_cache(config, workdir):
+    return _train_and_evaluate(task, config, workdir)
+
+
+def _train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
+                        workdir: str) -> state_lib.TrainState:
   mesh = task.mesh
   check_batch_size(config.batch_size, mesh)
   # Loads the training data now, outside any tracing of the state init.
@@ -374,15 +434,11 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
     restore_input_state(manager, latest, batches, start_step)
   num_steps = total_steps(config, task)
 
-  # Batches arrive placed along "data" by `shard_batch`; the state is
-  # replicated. Extra arguments (e.g. a frozen teacher) are never donated.
   extras = task.step_extras()
-  step_fn = jax.jit(
-      lambda s, b, k, e: task.train_step(s, b, k, **e),
-      out_shardings=(shardings, state_lib.replicated(mesh)),
-      donate_argnums=(0,))
+  step_fn = jit_train_step(task, shardings)
 
   is_main = jax.process_index() == 0
+  metric_writers, periodic_actions = _clu()
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not is_main)
   jsonl = JsonlWriter(workdir, enabled=is_main)
@@ -485,6 +541,7 @@ def evaluate_only(task: Task, config: ml_collections.ConfigDict,
   """`--mode eval`: evaluates the latest checkpoint, writes eval files."""
   state, step = restore_latest(task, config, workdir)
   results = task.evaluate(state)
+  metric_writers, _ = _clu()
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
   with metric_writers.ensure_flushes(writer):

@@ -76,6 +76,7 @@ from xsup.losses import xsup as losses
 from xsup.models import detector as detector_lib
 from xsup.models import discriminator as discriminator_lib
 from xsup.models import physique as physique_lib
+from xsup.models import precision
 from xsup.models import render
 from xsup.train import loop
 from xsup.train import state as state_lib
@@ -87,7 +88,6 @@ TARGET_TERMS = ("mask", "physique", "symmetry", "generator", "discriminator")
 LOSS_TERMS = ("synthetic",) + TARGET_TERMS
 
 _H18 = skel.H36M18
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 Batch = pipeline.Batch
 
@@ -339,12 +339,9 @@ def detector_kwargs(model_config: ml_collections.ConfigDict
 
 def build_models(model_config: ml_collections.ConfigDict):
   """(detector, physique network, discriminator) flax modules."""
-  dtype = model_config.get("dtype", "float32")
-  if dtype not in _DTYPES:
-    raise ValueError(f"config.model.dtype={dtype!r}; known: "
-                     f"{sorted(_DTYPES)}")
+  dtype = precision.compute_dtype(model_config.get("dtype", "float32"))
   det = detector_lib.IntegralDetector(**detector_kwargs(model_config),
-                                      dtype=_DTYPES[dtype])
+                                      dtype=dtype)
   phys = physique_lib.PhysiqueNet(
       features=tuple(model_config.physique_features))
   disc = discriminator_lib.build_discriminator(
