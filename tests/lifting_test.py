@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import model_fixtures
 from xsup import config_defaults
 from xsup import export
 from xsup import skeleton
@@ -21,24 +22,7 @@ from xsup.train import loop
 KEY = jax.random.PRNGKey(0)
 
 
-def tiny_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict:
-  c = config_defaults.lifting(stage)
-  if stage == "teacher":
-    c.model.width = 32
-    c.model.num_layers = 1
-  else:
-    c.model.hidden = 16
-    c.model.num_blocks = 1
-  c.teacher_model.width = 32
-  c.teacher_model.num_layers = 1
-  c.batch_size = 16
-  c.total_steps = steps
-  c.log_every_steps = 2
-  c.checkpoint_every_steps = 2
-  c.eval_every_steps = 100
-  c.optimizer.decay_every_epochs = 1
-  c.loss.align_root_epochs = 1 if stage == "teacher" else 0
-  return c
+tiny_config = model_fixtures.tiny_lifting_config
 
 
 def make_mesh(num_devices: int):

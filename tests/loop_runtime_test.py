@@ -6,7 +6,7 @@ import os
 import jax
 import pytest
 
-from xsup import config_defaults
+import model_fixtures
 from xsup.data import pipeline
 from xsup.train import lifting as lifting_train
 from xsup.train import loop
@@ -14,14 +14,8 @@ from xsup.train import state as state_lib
 
 
 def _tiny_teacher(steps: int):
-  c = config_defaults.lifting("teacher")
-  c.model.width = 32
-  c.model.num_layers = 1
-  c.batch_size = 16
-  c.total_steps = steps
+  c = model_fixtures.tiny_lifting_config("teacher", steps)
   c.log_every_steps = 1
-  c.checkpoint_every_steps = 2
-  c.eval_every_steps = 100
   c.num_devices = 1
   return c
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import model_fixtures
 from xsup import config_defaults
 from xsup.data import pipeline
 from xsup.models import precision
@@ -72,15 +73,7 @@ def _check_float32_state(state):
 
 
 def _lifting_config(stage, dtype):
-  c = config_defaults.lifting(stage)
-  if stage == "teacher":
-    c.model.width = 32
-    c.model.num_layers = 1
-  else:
-    c.model.hidden = 16
-    c.model.num_blocks = 1
-  c.teacher_model.width = 32
-  c.teacher_model.num_layers = 1
+  c = model_fixtures.tiny_lifting_config(stage)
   c.model.dtype = dtype
   c.batch_size = 32
   c.num_devices = 1
