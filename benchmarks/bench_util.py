@@ -1,13 +1,16 @@
-"""Helpers shared by the benchmark scripts: memory, FLOPs, MFU, compiles.
+"""Helpers shared by the benchmark scripts: memory, FLOPs, MFU, a measured
+matmul ceiling, compiles.
 
 Imported by the scripts of this folder (run as `python benchmarks/<x>.py`,
 which puts this folder first on `sys.path`).
 """
 
 import resource
+import time
 from typing import Any, Dict, Optional
 
 import jax
+import jax.numpy as jnp
 
 # Dense peak FLOP/s per chip (vendor figures, no sparsity) by compute dtype.
 # float32 matmuls on these chips run on the tensor cores / MXU at the
@@ -42,15 +45,40 @@ def cost_flops(compiled) -> float:
 
 
 def mfu(flops_per_s: float, dtype: str,
-        peak: Optional[float] = None) -> Dict[str, Any]:
+        peak: Optional[float] = None,
+        ceiling: Optional[float] = None) -> Dict[str, Any]:
   """Achieved TFLOP/s and the fraction of the chip's peak (None on CPUs
-  and chips without a known peak, unless `peak` FLOP/s is given)."""
+  and chips without a known peak, unless `peak` FLOP/s is given); with a
+  measured `ceiling` (`matmul_ceiling`, FLOP/s), also the fraction of it."""
   device = jax.devices()[0]
   if peak is None:
     peak = PEAK_FLOPS.get(device.device_kind, {}).get(dtype)
-  return {"achieved_tflops": flops_per_s / 1e12,
-          "peak_tflops": peak / 1e12 if peak else None,
-          "mfu": flops_per_s / peak if peak else None}
+  out = {"achieved_tflops": flops_per_s / 1e12,
+         "peak_tflops": peak / 1e12 if peak else None,
+         "mfu": flops_per_s / peak if peak else None}
+  if ceiling:
+    out.update(matmul_ceiling_tflops=ceiling / 1e12,
+               fraction_of_matmul_ceiling=flops_per_s / ceiling)
+  return out
+
+
+def matmul_ceiling(dtype: str = "float32", size: int = 2048,
+                   repeats: int = 5) -> float:
+  """Sustained FLOP/s of one `[size, size]` matmul on the first device.
+
+  The practical ceiling of a compute-bound step on this machine (the rate
+  XLA reaches on its most favourable op), to set a step's achieved rate
+  against where no vendor peak applies (CPUs). Median of `repeats` calls.
+  """
+  a = jnp.ones((size, size), dtype)
+  matmul = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(matmul(a))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    times.append(time.perf_counter() - start)
+  return 2.0 * size ** 3 / sorted(times)[len(times) // 2]
 
 
 class CompileCounter:

@@ -7,7 +7,9 @@ Measures, at the paper's shapes (batch 128, 1024-wide 6-layer teacher,
     compiled step);
   * inference (pure lifting) at batch 1024 in poses/s and FLOPs;
   * compiles of each program (one per shape expected) and peak memory
-    (device allocator on accelerators, process peak RSS on CPU).
+    (device allocator on accelerators, process peak RSS on CPU);
+  * achieved TFLOP/s of both, and their fraction of the machine's measured
+    matmul ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it).
 One JSON line per (implementation, stage).
 
 `--impl reference` times the same steps of the authors' PyTorch networks
@@ -102,7 +104,7 @@ def build_inference(stage: str, task, variables, infer_batch: int):
 
 
 def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", ceiling=None):
   """Train and inference poses/s, FLOPs and compile counts of `stage`."""
   # pylint: disable=g-import-not-at-top
   import jax
@@ -128,11 +130,17 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
   infer_s = time_calls(lambda: jax.block_until_ready(infer(*infer_args)),
                        steps)
   timed_compiles += compiles.count - before
+  rates = {"train_tflops": train_flops / train_s / 1e12,
+           "infer_tflops": infer_flops / infer_s / 1e12}
+  if ceiling:  # FLOP/s of `bench_util.matmul_ceiling`.
+    rates["matmul_ceiling_tflops"] = ceiling / 1e12
+    rates["train_fraction_of_ceiling"] = train_flops / train_s / ceiling
+    rates["infer_fraction_of_ceiling"] = infer_flops / infer_s / ceiling
   return {"impl": "xsup", "stage": stage, "dtype": dtype, "batch": batch,
           "train_poses_per_s": batch / train_s,
           "infer_poses_per_s": infer_batch / infer_s,
           "train_step_flops": train_flops,
-          "infer_flops": infer_flops,
+          "infer_flops": infer_flops, **rates,
           # pylint: disable-next=protected-access
           "train_compiles": step._cache_size(),
           # pylint: disable-next=protected-access
@@ -210,15 +218,21 @@ def main(argv=None):
                       choices=["float32", "bfloat16"])
   parser.add_argument("--reference_repo", default=None)
   parser.add_argument("--threads", type=int, default=os.cpu_count())
+  parser.add_argument("--no_ceiling", action="store_true",
+                      help="skip measuring the matmul ceiling")
   parser.add_argument("--json", default=None, help="also write results here")
   args = parser.parse_args(argv)
+  ceiling = None
+  if args.impl == "xsup" and not args.no_ceiling:
+    from bench_util import matmul_ceiling  # pylint: disable=g-import-not-at-top
+    ceiling = matmul_ceiling(args.dtype)
   if args.impl == "reference" and not args.reference_repo:
     parser.error("--impl reference needs --reference_repo")
   rows = []
   for stage in args.stage or ["teacher", "student"]:
     if args.impl == "xsup":
       row = xsup_numbers(stage, args.batch, args.steps, args.infer_batch,
-                         args.dtype)
+                         args.dtype, ceiling)
     else:
       row = reference_numbers(args.reference_repo, stage, args.batch,
                               args.steps, args.infer_batch, args.threads)

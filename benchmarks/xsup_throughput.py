@@ -16,7 +16,10 @@ both with the published head (depth_dim 64, 3 hypotheses, 256 filters);
 Reports per preset: examples/s (target examples of V views), detector
 images/s (target + synthetic images through the detector), seconds per
 step, compile seconds and peak memory (device allocator on accelerators,
-process peak RSS on CPU, which includes the whole Python process).
+process peak RSS on CPU, which includes the whole Python process), the
+step's FLOPs (XLA's cost analysis) and achieved TFLOP/s, the MFU against a
+known chip's peak, and the fraction of the machine's measured matmul
+ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it).
 
     python benchmarks/xsup_throughput.py [--preset r18_128] \
         [--preset r50_256] [--batch 8] [--views 4] [--steps 10] \
@@ -33,7 +36,8 @@ import time
 import jax
 import numpy as np
 
-from bench_util import CompileCounter, cost_flops, mfu, peak_memory_mb
+from bench_util import (CompileCounter, cost_flops, matmul_ceiling, mfu,
+                        peak_memory_mb)
 
 PRESETS = {
     "r18_128": dict(resnet_depth=18, image_size=128),
@@ -111,7 +115,7 @@ def build_step(preset: str, batch: int, views: int, dtype: str = "float32",
 
 
 def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
-              devices: int, depth_dim: int = 0, peak=None):
+              devices: int, depth_dim: int = 0, peak=None, ceiling=None):
   """One preset's measurements (one JSON-serialisable dict)."""
   step, args, info = build_step(preset, batch, views, dtype, devices,
                                 depth_dim)
@@ -144,7 +148,7 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
       "compiles_while_timed": compiles.count - compiles_before,
       "peak_memory_mb": peak_memory_mb(), "finite": finite,
   }
-  row.update(mfu(flops / per_step, dtype, peak))
+  row.update(mfu(flops / per_step, dtype, peak, ceiling))
   return row
 
 
@@ -164,28 +168,35 @@ def main(argv=None):
                       "the reference code needs D = input / 4 at 128 px)")
   parser.add_argument("--peak_tflops", type=float, default=None,
                       help="chip peak for the MFU (default: known chips)")
+  parser.add_argument("--no_ceiling", action="store_true",
+                      help="skip measuring the matmul ceiling")
   parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args(argv)
   peak = args.peak_tflops * 1e12 if args.peak_tflops else None
+  ceiling = None if args.no_ceiling else matmul_ceiling(args.dtype)
   rows = []
   for preset in args.preset or ["r18_128"]:
     rows.append(benchmark(preset, args.batch, args.views, args.steps,
-                          args.dtype, args.devices, args.depth_dim, peak))
+                          args.dtype, args.devices, args.depth_dim, peak,
+                          ceiling))
     print(json.dumps(rows[-1]), flush=True)  # One JSON line per preset.
   device = jax.devices()[0]
   print(f"\nXSup S2 step on {len(jax.devices())} x {device.platform} "
         f"({device.device_kind}), {os.cpu_count()} CPU cores visible")
   header = (f"{'preset':<9} {'batch':>5} {'views':>5} {'dtype':<8} "
             f"{'s/step':>8} {'images/s':>9} {'GFLOP/step':>10} "
-            f"{'TFLOP/s':>8} {'MFU':>6} {'compile s':>9} {'peak MB':>8}")
+            f"{'TFLOP/s':>8} {'MFU':>6} {'of ceil':>7} {'compile s':>9} "
+            f"{'peak MB':>8}")
   print(header)
   print("-" * len(header))
   for r in rows:
     mfu_text = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+    ceil = r.get("fraction_of_matmul_ceiling")
+    ceil_text = f"{ceil:.0%}" if ceil is not None else "-"
     print(f"{r['preset']:<9} {r['batch']:>5} {r['views']:>5} "
           f"{r['dtype']:<8} {r['step_s']:>8.3f} "
           f"{r['detector_images_per_s']:>9.2f} {r['step_flops'] / 1e9:>10.1f} "
-          f"{r['achieved_tflops']:>8.3f} {mfu_text:>6} "
+          f"{r['achieved_tflops']:>8.3f} {mfu_text:>6} {ceil_text:>7} "
           f"{r['compile_s']:>9.1f} {r['peak_memory_mb']:>8.0f}")
   if args.json:
     with open(args.json, "w") as f:
