@@ -38,13 +38,8 @@ import numpy as np
 
 from bench_util import (CompileCounter, cost_flops, matmul_ceiling, mfu,
                         peak_memory_mb)
+from xsup_presets import PRESETS
 
-PRESETS = {
-    "r18_128": dict(resnet_depth=18, image_size=128),
-    "r50_256": dict(resnet_depth=50, image_size=256),
-    "demo_64": dict(resnet_depth=18, image_size=64, resnet_width=16,
-                    depth_dim=32, neighbor_size=7, head_filters=64),
-}
 
 
 def random_data(rng: np.random.Generator, num: int, views: int, size: int):
