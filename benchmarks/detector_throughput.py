@@ -1,12 +1,18 @@
 r"""Throughput of the X-as-Supervision detector's training step, side by side.
 
-Times one training step of the detector alone (ResNet + deconv head +
-multi-hypothesis integral: forward, backward, Adam) on random images, with
-the loss the mean of the predicted joints (x, y and every depth hypothesis),
-so the gradient runs through the integral, the head and the backbone as in
-S2. The detector is most of the S2 step's FLOPs; timing it alone compares
-the convolution stack of two implementations on the same shapes, which the
-whole S2 step cannot (the authors' step needs SMPL model files).
+Times one training step (forward, backward, Adam) on random images of
+  * `--part detector`: the detector alone (ResNet + deconv head +
+    multi-hypothesis integral), loss = the mean of the predicted joints (x,
+    y and every depth hypothesis), so the gradient runs through the
+    integral, the head and the backbone as in S2;
+  * `--part detector+mask` (default): also, for the first half of the
+    images (S2's target views; the other half stands for its synthetic
+    renders), the skeleton line mask rendered from hypothesis 0 and the
+    physique network's body mask, both scored against a mask by mean
+    squared error (S2's mask and physique reconstruction terms).
+These are most of the S2 step's FLOPs (the rest: the discriminator and
+small losses); the whole S2 step cannot be compared side by side because the
+authors' step needs SMPL model files.
 
 `--impl xsup` (default) builds `xsup.models.detector.IntegralDetector` from
 the S2 config with the preset's overrides (`xsup_presets.PRESETS`).
@@ -23,7 +29,7 @@ processes, alternating, so both see the same machine load.
     python benchmarks/detector_throughput.py --impl reference \
         --reference_repo /path/to/X-as-Supervision [--threads 2]
 
-Prints one JSON line per preset: images/s, seconds per step, the first
+Prints one JSON line per preset: detector images/s, seconds per step, the first
 step's seconds (compile included for xsup), process peak RSS and, for xsup,
 the step's FLOPs (XLA's cost analysis) and achieved TFLOP/s.
 """
@@ -58,36 +64,64 @@ def _settings(preset: str, depth_dim: int):
   return model
 
 
+def _masks(num: int, size: int) -> np.ndarray:
+  """`[num, size, size]` float32 0/1 discs (stand-in body masks)."""
+  yy, xx = np.mgrid[0:size, 0:size]
+  disc = ((xx - size / 2) ** 2 + (yy - size / 2) ** 2) < (size / 3) ** 2
+  return np.broadcast_to(disc.astype(np.float32), (num, size, size)).copy()
+
+
 def xsup_numbers(preset: str, images: np.ndarray, steps: int, dtype: str,
-                 depth_dim: int):
-  """Times the xsup detector's training step on `images` `[N, H, W, 3]`."""
+                 depth_dim: int, with_mask: bool):
+  """Times the xsup training step on `images` `[N, H, W, 3]`."""
   # pylint: disable=g-import-not-at-top
   import jax
   import jax.numpy as jnp
   import optax
   from bench_util import cost_flops
   from xsup.models import detector as detector_lib
+  from xsup.models import physique as physique_lib
   from xsup.models import precision
+  from xsup.models import render
   from xsup.train import xsup as xsup_train
   # pylint: enable=g-import-not-at-top
   model_config = _settings(preset, depth_dim)
   model = detector_lib.IntegralDetector(
       **xsup_train.detector_kwargs(model_config),
       dtype=precision.compute_dtype(dtype))
+  physique = physique_lib.PhysiqueNet(
+      features=tuple(model_config.physique_features))
   x = jnp.asarray(images)
-  variables = jax.jit(lambda k: model.init(k, x[:2], train=False))(
-      jax.random.PRNGKey(0))
+  size, half = images.shape[1], len(images) // 2
+  masks = jnp.asarray(_masks(half, size))[..., None]
+  key = jax.random.PRNGKey(0)
+  det_vars = jax.jit(lambda k: model.init(k, x[:2], train=False))(key)
+  phys_vars = jax.jit(lambda k: physique.init(
+      k, jnp.zeros((1, size, size, 1)), train=False))(key)
+  params = {"detector": det_vars["params"], "physique": phys_vars["params"]}
+  stats = {"detector": det_vars["batch_stats"],
+           "physique": phys_vars["batch_stats"]}
   optimizer = optax.adam(1e-4)
-  state = (variables["params"], variables["batch_stats"],
-           optimizer.init(variables["params"]))
+  state = (params, stats, optimizer.init(params))
 
   def step(state, x):
     params, stats, opt_state = state
 
     def loss_fn(p):
-      out, updates = model.apply({"params": p, "batch_stats": stats}, x,
-                                 train=True, mutable=["batch_stats"])
-      return jnp.mean(out["joints"]), updates["batch_stats"]
+      out, det_updates = model.apply(
+          {"params": p["detector"], "batch_stats": stats["detector"]}, x,
+          train=True, mutable=["batch_stats"])
+      loss = jnp.mean(out["joints"])
+      new_stats = dict(stats, detector=det_updates["batch_stats"])
+      if with_mask:
+        lines = render.render_skeleton(out["joints"][:half, 0, :, :2], size)
+        body, phys_updates = physique.apply(
+            {"params": p["physique"], "batch_stats": stats["physique"]},
+            lines, train=True, mutable=["batch_stats"])
+        loss += (jnp.mean(jnp.square(lines - masks)) +
+                 jnp.mean(jnp.square(body - masks)))
+        new_stats["physique"] = phys_updates["batch_stats"]
+      return loss, new_stats
 
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -112,14 +146,16 @@ def xsup_numbers(preset: str, images: np.ndarray, steps: int, dtype: str,
 
 
 def reference_numbers(repo: str, preset: str, images: np.ndarray, steps: int,
-                      threads: int, depth_dim: int):
-  """The same step of the authors' PyTorch detector."""
+                      threads: int, depth_dim: int, with_mask: bool):
+  """The same step of the authors' PyTorch modules."""
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(threads)
   sys.path.insert(0, repo)
   # pylint: disable=g-import-not-at-top
+  from modules import util
   from modules.integral_base_modules import network
   from modules.keypoint_detector_integral_multi import KPDetector3DMulti
+  from modules.physique_network import PhysiqueMaskGenerator
   # pylint: enable=g-import-not-at-top
   network.init_pose_net = lambda net, cfg: net  # Random weights, no download.
   spec = dict(PRESETS[preset])
@@ -148,15 +184,33 @@ def reference_numbers(repo: str, preset: str, images: np.ndarray, steps: int,
       else:
         single_process_batchnorm(child)
 
+  physique = PhysiqueMaskGenerator([32, 64, 128])  # The S2 configs' layers.
   single_process_batchnorm(det)
+  single_process_batchnorm(physique)
   det.train()
-  optimizer = torch.optim.Adam(det.parameters(), 1e-4)
+  physique.train()
+  optimizer = torch.optim.Adam(list(det.parameters()) +
+                               list(physique.parameters()), 1e-4)
   x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+  size, half = images.shape[1], len(images) // 2
+  masks = torch.from_numpy(_masks(half, size))[:, None]
+  # The 25 lines of the S2 configs (model.cal_links with all 17 bones and
+  # the 8 extension lines): the 18-joint parents, then the extensions.
+  parents = [0, 0, 1, 2, 0, 4, 5, 0, 17, 8, 9, 17, 11, 12, 17, 14, 15, 7]
+  children = list(range(1, 18)) + [1, 4, 11, 14, 2, 5, 14, 11]
+  parents = parents[1:] + [7, 7, 7, 7, 0, 0, 1, 4]
 
   def step():
     optimizer.zero_grad(set_to_none=True)
     joints, _ = det(x)
     loss = joints.mean()
+    if with_mask:
+      heat = util.draw_lines(joints[:half, 0, :, :2], size, parents,
+                             children, 3e-3)
+      lines = torch.max(heat, dim=1, keepdim=True)[0]
+      body = physique(lines)
+      loss = loss + (torch.mean(torch.square(lines - masks)) +
+                     torch.mean(torch.square(body - masks)))
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -179,6 +233,8 @@ def main(argv=None):
                       choices=["xsup", "reference"])
   parser.add_argument("--preset", action="append", choices=sorted(PRESETS),
                       help="repeatable; default r18_128")
+  parser.add_argument("--part", default="detector+mask",
+                      choices=["detector", "detector+mask"])
   parser.add_argument("--images", type=int, default=64,
                       help="images per step (S2 at batch 8 x 4 views: 64)")
   parser.add_argument("--steps", type=int, default=5)
@@ -198,11 +254,12 @@ def main(argv=None):
         (args.images, size, size, 3), dtype=np.float32)
     if args.impl == "xsup":
       row = xsup_numbers(preset, images, args.steps, args.dtype,
-                         args.depth_dim)
+                         args.depth_dim, args.part == "detector+mask")
     else:
       row = reference_numbers(args.reference_repo, preset, images, args.steps,
-                              args.threads, args.depth_dim)
-    row = {"preset": preset, "images": args.images,
+                              args.threads, args.depth_dim,
+                              args.part == "detector+mask")
+    row = {"preset": preset, "part": args.part, "images": args.images,
            "images_per_s": args.images / row["step_s"], **row,
            "peak_rss_mb": _peak_rss_mb()}
     rows.append(row)
