@@ -37,6 +37,9 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   # kernel, ~8x smaller weights).
   student.reference_init = False
   student.dropout = ml_collections.config_dict.placeholder(float)
+  # K depth hypotheses per input; 1 is the published student (see
+  # `hypothesis_settings` for K > 1).
+  student.num_hypotheses = 1
   c.model = teacher if stage == "teacher" else student
   # Architecture of the frozen teacher (student stage only).
   c.teacher_model = teacher.copy_and_resolve_references()
@@ -54,6 +57,12 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
     # per-pose anatomical depth orientation, left-right mirror averaging.
     c.loss.orient_teacher_depth = False
     c.loss.mirror_average_teacher = False
+    # K > 1: also distil the target's depth mirror, winner-takes-all; before
+    # wta_ordered_steps, hypothesis 0 learns the oriented target and 1 its
+    # mirror (fixed roles).
+    c.loss.wta_mirror_target = False
+    c.loss.wta_ordered_steps = 0
+    c.hypotheses = hypothesis_settings()
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"
@@ -74,6 +83,31 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = ml_collections.config_dict.placeholder(str)
   return c
+
+
+def hypothesis_settings() -> ml_collections.ConfigDict:
+  """How a multi-hypothesis student (model.num_hypotheses > 1) picks its
+  confident hypothesis without ground truth, and its optional pose prior
+  (`xsup.train.hypothesis_choice`, `xsup.models.pose_prior`)."""
+  h = ml_collections.ConfigDict()
+  # "chirality", "discriminator" (needs prior_poses) or "temporal" (needs
+  # frames of sequences).
+  h.choice = "chirality"
+  # Per-frame score and weight of the temporal choice; segments break
+  # where consecutive frames are more than temporal_max_gap apart.
+  h.temporal_unary = "chirality"
+  h.temporal_weight = 1.0
+  h.temporal_max_gap = 1
+  # Real poses of the learned pose prior: "" (none), "procedural" (the
+  # synthetic pose sampler) or "teacher" (the teacher's oriented outputs).
+  h.prior_poses = ""
+  h.prior_weight = 1.0
+  h.prior_bank_size = 20000
+  h.prior_bank_seed = 12345
+  h.prior = ml_collections.ConfigDict(dict(
+      discriminator="res_sage_gcn_decouple", features=32, num_layers=1,
+      use_pe=True, head_dim=64, dropout=0.0))
+  return h
 
 
 def xsup(stage: str) -> ml_collections.ConfigDict:
@@ -296,6 +330,39 @@ def lifting_cmu(stage: str, variant: str = None) -> ml_collections.ConfigDict:
     _shrink_lifting(c, batch=16, steps=2, log_every=1)
   elif variant:
     raise ValueError(f"Unknown variant {variant!r}; known: tiny")
+  return c
+
+
+MULTI_HYPOTHESIS_DATASETS = ("synthetic", "cmu", "h36m")
+
+
+def lifting_multi_hypothesis(dataset: str, variant: str = None
+                             ) -> ml_collections.ConfigDict:
+  """A two-hypothesis student that picks its depth without ground truth.
+
+  Starts from the dataset's single-hypothesis student (`variant` as there,
+  e.g. `tiny`, or the H36M keypoints) and adds: K = 2 hypotheses trained
+  winner-takes-all on the teacher's depth and its depth mirror (so they
+  cover the mirror pair whatever the teacher's orientation), a pose prior
+  learned from procedural poses, and the chirality choice.
+  """
+  if dataset not in MULTI_HYPOTHESIS_DATASETS:
+    raise ValueError(f"Unknown dataset {dataset!r}; known: "
+                     f"{MULTI_HYPOTHESIS_DATASETS}")
+  if dataset == "synthetic":
+    c = lifting_synthetic("student", variant)
+  elif dataset == "cmu":
+    c = lifting_cmu("student", variant)
+  else:
+    c = lifting_h36m("student", variant or "gt")
+  c.model.num_hypotheses = 2
+  c.loss.wta_mirror_target = True
+  c.hypotheses.choice = "chirality"
+  c.hypotheses.prior_poses = "procedural"
+  if variant == "tiny":
+    c.hypotheses.prior_bank_size = 256
+    c.hypotheses.prior.features = 8
+    c.hypotheses.prior.head_dim = 8
   return c
 
 
