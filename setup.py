@@ -26,6 +26,8 @@ setuptools.setup(
         "tensorflow>=2.16; platform_machine!='x86_64'",
         "tensorboard>=2.16",
         "clu>=0.0.12",
+        "grain>=0.2.10",
+        "array-record>=0.5",
         "absl-py>=2.0",
         "etils[epath]",
         "matplotlib>=3.7",
@@ -35,7 +37,9 @@ setuptools.setup(
         "importlib_resources>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # nbclient + ipykernel: tests/colabs_test.py runs the notebooks.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10",
+                 "nbformat>=5.9", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["xsup=xsup.main:run"]},
 )

@@ -3,16 +3,23 @@ r"""Throughput and memory of the lifting networks (teacher and student).
 Measures, at the paper's shapes (batch 128, 1024-wide 6-layer teacher,
 128-wide 4-block student):
   * the full training step (forward, both cycle passes, backward, SGD
-    update) in poses/s;
-  * inference (pure lifting) at batch 1024 in poses/s;
-  * peak memory (device allocator on accelerators, process RSS on CPU).
+    update) in poses/s, and its model FLOPs (XLA's cost analysis of the
+    compiled step);
+  * inference (pure lifting) at batch 1024 in poses/s and FLOPs;
+  * compiles of each program (one per shape expected) and peak memory
+    (device allocator on accelerators, process peak RSS on CPU).
+One JSON line per (implementation, stage).
 
-With `--reference_repo` pointing at a checkout of the authors' PyTorch code
-(github sjtuxcx/ITES) and torch installed, the same steps of the reference
-networks are timed in the same run on the same machine, side by side.
+`--impl reference` times the same steps of the authors' PyTorch networks
+(a checkout of github sjtuxcx/ITES at `--reference_repo`; run it with a
+Python that has torch, this script then imports no JAX). For a side-by-side
+comparison run the two implementations as separate processes, alternating,
+so both see the same machine load and each reports its own peak memory.
 
-    python benchmarks/lifting_throughput.py [--steps 20] \
-        [--reference_repo /path/to/ITES] [--threads 2]
+    python benchmarks/lifting_throughput.py [--stage teacher] \
+        [--stage student] [--steps 20] [--dtype float32|bfloat16]
+    python benchmarks/lifting_throughput.py --impl reference \
+        --reference_repo /path/to/ITES [--threads 2]
 """
 
 import argparse
@@ -23,16 +30,7 @@ import resource
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-
-
-def peak_memory_mb() -> float:
-  stats = jax.devices()[0].memory_stats() or {}
-  if "peak_bytes_in_use" in stats:
-    return stats["peak_bytes_in_use"] / 2**20
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_calls(fn, steps: int, warmup: int = 2) -> float:
@@ -45,14 +43,32 @@ def time_calls(fn, steps: int, warmup: int = 2) -> float:
   return (time.perf_counter() - start) / steps
 
 
-def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int):
-  """(train poses/s, inference poses/s) of xsup's `stage` networks."""
-  from xsup import config_defaults  # pylint: disable=g-import-not-at-top
-  from xsup.train import lifting  # pylint: disable=g-import-not-at-top
-  from xsup.train import state as state_lib  # pylint: disable=g-import-not-at-top
+def first_batch(task):
+  """The process-local numpy batch of global step 0 of `task`."""
+  if hasattr(task, "batch_at"):
+    return task.batch_at(0)
+  return task.iterator.batch_at(0)
+
+
+def build_train_step(stage: str, batch: int, dtype: str = "float32"):
+  """xsup's jitted `stage` train step at the paper's shapes.
+
+  Returns:
+    `(step, args, task)`: `step(*args)` runs one update (the state in
+    `args[0]` is donated).
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  from xsup import config_defaults
+  from xsup.data import pipeline
+  from xsup.train import lifting
+  from xsup.train import state as state_lib
+  # pylint: enable=g-import-not-at-top
   config = config_defaults.lifting(stage)
   config.batch_size = batch
   config.num_devices = 1
+  config.model.dtype = dtype
   rng = np.random.default_rng(0)
   data = {"keypoints_2d": rng.normal(size=(batch * 4, 17, 2)).astype(
       np.float32) * 0.1}
@@ -68,23 +84,61 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int):
   step = jax.jit(lambda s, b, k, e: task.train_step(s, b, k, **e),
                  out_shardings=(shardings, state_lib.replicated(mesh)),
                  donate_argnums=(0,))
-  from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
-  batch_arrays = pipeline.shard_batch(task.iterator.batch_at(0), mesh)
-  holder = {"state": state}
+  batch_arrays = pipeline.shard_batch(first_batch(task), mesh)
+  return step, [state, batch_arrays, key, extras], task
 
-  def train_once():
-    holder["state"], metrics = step(holder["state"], batch_arrays, key,
-                                    extras)
-    jax.block_until_ready(metrics["loss"])
 
-  train_s = time_calls(train_once, steps)
-  variables = {"params": holder["state"].params,
-               "batch_stats": holder["state"].batch_stats}
+def build_inference(stage: str, task, variables, infer_batch: int):
+  """`(jitted predict_3d, args)` of `task`'s network at `infer_batch`."""
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  from xsup.train import lifting
+  # pylint: enable=g-import-not-at-top
+  rng = np.random.default_rng(1)
   infer = jax.jit(functools.partial(lifting.predict_3d, stage, task.model))
   x = jnp.asarray(rng.normal(size=(infer_batch, 17, 2)).astype(np.float32))
-  infer_s = time_calls(lambda: jax.block_until_ready(infer(variables, x)),
+  return infer, [variables, x]
+
+
+def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
+                 dtype: str = "float32"):
+  """Train and inference poses/s, FLOPs and compile counts of `stage`."""
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from bench_util import CompileCounter, cost_flops, peak_memory_mb
+  # pylint: enable=g-import-not-at-top
+  compiles = CompileCounter()
+  step, args, task = build_train_step(stage, batch, dtype)
+  train_flops = cost_flops(step.lower(*args).compile())
+
+  def train_once():
+    state, metrics = step(*args)
+    args[0] = state
+    jax.block_until_ready(metrics["loss"])
+
+  before = compiles.count
+  train_s = time_calls(train_once, steps)
+  timed_compiles = compiles.count - before
+  state = args[0]
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  infer, infer_args = build_inference(stage, task, variables, infer_batch)
+  infer_flops = cost_flops(infer.lower(*infer_args).compile())
+  before = compiles.count
+  infer_s = time_calls(lambda: jax.block_until_ready(infer(*infer_args)),
                        steps)
-  return batch / train_s, infer_batch / infer_s
+  timed_compiles += compiles.count - before
+  return {"impl": "xsup", "stage": stage, "dtype": dtype, "batch": batch,
+          "train_poses_per_s": batch / train_s,
+          "infer_poses_per_s": infer_batch / infer_s,
+          "train_step_flops": train_flops,
+          "infer_flops": infer_flops,
+          # pylint: disable-next=protected-access
+          "train_compiles": step._cache_size(),
+          # pylint: disable-next=protected-access
+          "infer_compiles": infer._cache_size(),
+          "compiles_while_timed": timed_compiles,
+          "peak_memory_mb": peak_memory_mb()}
 
 
 def reference_numbers(repo: str, stage: str, batch: int, steps: int,
@@ -123,6 +177,8 @@ def reference_numbers(repo: str, stage: str, batch: int, steps: int,
   net.train()
   train_s = time_calls(train_once, steps)
   net.eval()
+  if stage == "teacher":
+    net.cycle_consistent = False  # Inference is the lifting pass alone.
   xi = torch.randn(infer_batch, 17, 2) * 0.1
 
   def infer_once():
@@ -133,44 +189,54 @@ def reference_numbers(repo: str, stage: str, batch: int, steps: int,
         net.predict(xi)
 
   infer_s = time_calls(infer_once, steps)
-  return batch / train_s, infer_batch / infer_s
+  return {"impl": "reference-pytorch", "stage": stage, "batch": batch,
+          "threads": threads, "train_poses_per_s": batch / train_s,
+          "infer_poses_per_s": infer_batch / infer_s,
+          "peak_memory_mb": resource.getrusage(
+              resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--impl", default="xsup",
+                      choices=["xsup", "reference"])
+  parser.add_argument("--stage", action="append",
+                      choices=["teacher", "student"],
+                      help="repeatable; default both")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--infer_batch", type=int, default=1024)
+  parser.add_argument("--dtype", default="float32",
+                      choices=["float32", "bfloat16"])
   parser.add_argument("--reference_repo", default=None)
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   parser.add_argument("--json", default=None, help="also write results here")
-  args = parser.parse_args()
-  print(f"backend={jax.default_backend()} devices={jax.devices()}")
+  args = parser.parse_args(argv)
+  if args.impl == "reference" and not args.reference_repo:
+    parser.error("--impl reference needs --reference_repo")
   rows = []
-  for stage in ("teacher", "student"):
-    train, infer = xsup_numbers(stage, args.batch, args.steps,
-                                args.infer_batch)
-    rows.append({"impl": "xsup", "stage": stage, "train_poses_per_s": train,
-                 "infer_poses_per_s": infer,
-                 "peak_memory_mb": peak_memory_mb()})
-    if args.reference_repo:
-      ref_train, ref_infer = reference_numbers(
-          args.reference_repo, stage, args.batch, args.steps,
-          args.infer_batch, args.threads)
-      rows.append({"impl": "reference-pytorch", "stage": stage,
-                   "train_poses_per_s": ref_train,
-                   "infer_poses_per_s": ref_infer,
-                   "peak_memory_mb": resource.getrusage(
-                       resource.RUSAGE_SELF).ru_maxrss / 1024})
+  for stage in args.stage or ["teacher", "student"]:
+    if args.impl == "xsup":
+      row = xsup_numbers(stage, args.batch, args.steps, args.infer_batch,
+                         args.dtype)
+    else:
+      row = reference_numbers(args.reference_repo, stage, args.batch,
+                              args.steps, args.infer_batch, args.threads)
+    rows.append(row)
+    print(json.dumps(row), flush=True)  # One JSON line per stage.
   print(f"{'impl':<18} {'stage':<8} {'train poses/s':>14} "
-        f"{'infer poses/s':>14} {'peak MB':>9}")
+        f"{'infer poses/s':>14} {'GFLOP/step':>10} {'peak MB':>9}")
   for r in rows:
+    flops = r.get("train_step_flops")
     print(f"{r['impl']:<18} {r['stage']:<8} {r['train_poses_per_s']:>14.0f} "
-          f"{r['infer_poses_per_s']:>14.0f} {r['peak_memory_mb']:>9.0f}")
+          f"{r['infer_poses_per_s']:>14.0f} "
+          f"{flops / 1e9 if flops else float('nan'):>10.1f} "
+          f"{r['peak_memory_mb']:>9.0f}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=2)
+  return rows
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

@@ -33,20 +33,14 @@ import time
 import jax
 import numpy as np
 
+from bench_util import CompileCounter, cost_flops, mfu, peak_memory_mb
+
 PRESETS = {
     "r18_128": dict(resnet_depth=18, image_size=128),
     "r50_256": dict(resnet_depth=50, image_size=256),
     "demo_64": dict(resnet_depth=18, image_size=64, resnet_width=16,
                     depth_dim=32, neighbor_size=7, head_filters=64),
 }
-
-
-def peak_memory_mb() -> float:
-  """Device peak bytes in use (accelerators) or the process peak RSS."""
-  stats = jax.devices()[0].memory_stats() or {}
-  if "peak_bytes_in_use" in stats:
-    return stats["peak_bytes_in_use"] / 2**20
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def random_data(rng: np.random.Generator, num: int, views: int, size: int):
@@ -71,8 +65,15 @@ def random_data(rng: np.random.Generator, num: int, views: int, size: int):
   return {"target": target, "synthetic": synthetic}
 
 
-def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
-              devices: int, depth_dim: int = 0):
+def build_step(preset: str, batch: int, views: int, dtype: str = "float32",
+               devices: int = 1, depth_dim: int = 0):
+  """The jitted S2 step of `preset` on random data.
+
+  Returns:
+    `(step, args, info)`: `step(*args)` runs one update (the state in
+    `args[0]` is donated); `info` holds the config, mesh, state shardings,
+    the number of detector images per step and the init seconds.
+  """
   # pylint: disable=g-import-not-at-top
   from xsup import config_defaults
   from xsup.data import pipeline
@@ -103,29 +104,48 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
                  out_shardings=(shardings, state_lib.replicated(mesh)),
                  donate_argnums=(0,))
   batch_arrays = pipeline.shard_batch(task.batch_at(0), mesh)
+  images = batch * views + batch_arrays["synthetic_image"].shape[0]
+  info = {"config": config, "mesh": mesh, "images": images,
+          "init_s": init_s}
+  return step, [state, batch_arrays, key, extras], info
+
+
+def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
+              devices: int, depth_dim: int = 0, peak=None):
+  """One preset's measurements (one JSON-serialisable dict)."""
+  step, args, info = build_step(preset, batch, views, dtype, devices,
+                                depth_dim)
+  compiles = CompileCounter()
   start = time.perf_counter()
-  state, metrics = step(state, batch_arrays, key, extras)
-  jax.block_until_ready(metrics)
+  compiled = step.lower(*args).compile()
   compile_s = time.perf_counter() - start
-  state, metrics = step(state, batch_arrays, key, extras)  # warm-up
+  flops = cost_flops(compiled)
+  state, metrics = step(*args)  # Warm-up; reuses the compiled program.
   jax.block_until_ready(metrics)
+  _, batch_arrays, key, extras = args
+  keys = [jax.random.fold_in(key, i) for i in range(steps)]
+  jax.block_until_ready(keys)
+  compiles_before = compiles.count
   start = time.perf_counter()
-  for i in range(steps):
-    state, metrics = step(state, batch_arrays, jax.random.fold_in(key, i),
-                          extras)
+  for step_key in keys:
+    state, metrics = step(state, batch_arrays, step_key, extras)
   jax.block_until_ready(metrics)
   per_step = (time.perf_counter() - start) / steps
   finite = all(np.isfinite(float(v)) for v in metrics.values())
-  images = batch * views + batch_arrays["synthetic_image"].shape[0]
-  return {
+  row = {
       "preset": preset, "batch": batch, "views": views, "dtype": dtype,
-      "depth_dim": config.model.depth_dim,
-      "devices": mesh.size, "step_s": per_step,
+      "depth_dim": info["config"].model.depth_dim,
+      "devices": info["mesh"].size, "step_s": per_step,
       "examples_per_s": batch / per_step,
-      "detector_images_per_s": images / per_step,
-      "init_s": init_s, "first_step_s": compile_s,
+      "detector_images_per_s": info["images"] / per_step,
+      "step_flops": flops,
+      "init_s": info["init_s"], "compile_s": compile_s,
+      "step_compiles": step._cache_size(),  # pylint: disable=protected-access
+      "compiles_while_timed": compiles.count - compiles_before,
       "peak_memory_mb": peak_memory_mb(), "finite": finite,
   }
+  row.update(mfu(flops / per_step, dtype, peak))
+  return row
 
 
 def main(argv=None):
@@ -142,24 +162,31 @@ def main(argv=None):
   parser.add_argument("--depth_dim", type=int, default=0,
                       help="depth bins D (default 64, the published head; "
                       "the reference code needs D = input / 4 at 128 px)")
+  parser.add_argument("--peak_tflops", type=float, default=None,
+                      help="chip peak for the MFU (default: known chips)")
   parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args(argv)
-  rows = [benchmark(p, args.batch, args.views, args.steps, args.dtype,
-                    args.devices, args.depth_dim)
-          for p in (args.preset or ["r18_128"])]
+  peak = args.peak_tflops * 1e12 if args.peak_tflops else None
+  rows = []
+  for preset in args.preset or ["r18_128"]:
+    rows.append(benchmark(preset, args.batch, args.views, args.steps,
+                          args.dtype, args.devices, args.depth_dim, peak))
+    print(json.dumps(rows[-1]), flush=True)  # One JSON line per preset.
   device = jax.devices()[0]
   print(f"\nXSup S2 step on {len(jax.devices())} x {device.platform} "
         f"({device.device_kind}), {os.cpu_count()} CPU cores visible")
   header = (f"{'preset':<9} {'batch':>5} {'views':>5} {'dtype':<8} "
-            f"{'s/step':>8} {'examples/s':>10} {'images/s':>9} "
-            f"{'compile s':>9} {'peak MB':>8}")
+            f"{'s/step':>8} {'images/s':>9} {'GFLOP/step':>10} "
+            f"{'TFLOP/s':>8} {'MFU':>6} {'compile s':>9} {'peak MB':>8}")
   print(header)
   print("-" * len(header))
   for r in rows:
+    mfu_text = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
     print(f"{r['preset']:<9} {r['batch']:>5} {r['views']:>5} "
-          f"{r['dtype']:<8} {r['step_s']:>8.3f} {r['examples_per_s']:>10.2f} "
-          f"{r['detector_images_per_s']:>9.2f} {r['first_step_s']:>9.1f} "
-          f"{r['peak_memory_mb']:>8.0f}")
+          f"{r['dtype']:<8} {r['step_s']:>8.3f} "
+          f"{r['detector_images_per_s']:>9.2f} {r['step_flops'] / 1e9:>10.1f} "
+          f"{r['achieved_tflops']:>8.3f} {mfu_text:>6} "
+          f"{r['compile_s']:>9.1f} {r['peak_memory_mb']:>8.0f}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=2)

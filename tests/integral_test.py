@@ -171,3 +171,24 @@ def test_bad_arguments_raise():
     integral.integral_multi_hypothesis(logits, 5)
   with pytest.raises(ValueError, match=r"\[B, J, D, H, W\]"):
     integral.integral_multi_hypothesis(jnp.zeros((1, 4, 2, 2)), 1)
+
+
+def test_channels_last_marginals_match_transposed_volume():
+  """Same marginals and gradients as the softmax of the [B, J, D, H, W]
+  volume (float32, tolerance 1e-5 on probabilities)."""
+  logits = _normal(4, (2, 3, 5, 3, 4), scale=2.0)  # [B, H, W, J, D]
+  volume = lambda l: jnp.transpose(l, (0, 3, 4, 1, 2))
+  ref = lambda l: integral.marginals(integral.volume_softmax(volume(l)))
+  got = jax.jit(integral.channels_last_marginals)(logits)
+  for a, b in zip(got, ref(logits)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  weights = [_normal(5 + i, m.shape) for i, m in enumerate(got)]
+
+  def loss(fn):
+    return lambda l: sum(jnp.sum(m * w) for m, w in zip(fn(l), weights))
+
+  np.testing.assert_allclose(
+      jax.grad(loss(integral.channels_last_marginals))(logits),
+      jax.grad(loss(ref))(logits), atol=1e-5)
+  with pytest.raises(ValueError, match=r"\[B, H, W, J, D\]"):
+    integral.channels_last_marginals(jnp.zeros((1, 4, 2, 2)))

@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import model_fixtures
 from xsup import config_defaults
 from xsup import export
 from xsup import skeleton
@@ -21,24 +22,7 @@ from xsup.train import loop
 KEY = jax.random.PRNGKey(0)
 
 
-def tiny_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict:
-  c = config_defaults.lifting(stage)
-  if stage == "teacher":
-    c.model.width = 32
-    c.model.num_layers = 1
-  else:
-    c.model.hidden = 16
-    c.model.num_blocks = 1
-  c.teacher_model.width = 32
-  c.teacher_model.num_layers = 1
-  c.batch_size = 16
-  c.total_steps = steps
-  c.log_every_steps = 2
-  c.checkpoint_every_steps = 2
-  c.eval_every_steps = 100
-  c.optimizer.decay_every_epochs = 1
-  c.loss.align_root_epochs = 1 if stage == "teacher" else 0
-  return c
+tiny_config = model_fixtures.tiny_lifting_config
 
 
 def make_mesh(num_devices: int):
@@ -203,18 +187,32 @@ def test_batch_not_divisible_by_devices_is_rejected():
     loop.check_batch_size(12, make_mesh(8))
 
 
+class _CrashBefore:
+  """The task's input iterator, killed when it would deliver step `step`
+  (it keeps the iterator's checkpointed state)."""
+
+  def __init__(self, inner, step):
+    self.inner, self.step = inner, step
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if self.inner.next_step >= self.step:
+      raise KeyboardInterrupt("simulated crash")
+    return next(self.inner)
+
+  def __getattr__(self, name):
+    return getattr(self.inner, name)
+
+
 def _train(config, workdir, train, test, crash_after=None):
   task = lifting_train.LiftingTask(config, train_data=train,
                                    eval_data={"test": test})
   if crash_after is not None:
     original = task.train_batches
-
-    def crashing(start):
-      for i, batch in enumerate(original(start)):
-        if start + i >= crash_after:
-          raise KeyboardInterrupt("simulated crash")
-        yield batch
-    task.train_batches = crashing
+    task.train_batches = lambda start: _CrashBefore(original(start),
+                                                    crash_after)
   return loop.train_and_evaluate(task, config, workdir)
 
 
@@ -225,8 +223,10 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path,
   full = _train(config, str(tmp_path / "full"), train, test)
   with pytest.raises(KeyboardInterrupt):
     _train(config, str(tmp_path / "crash"), train, test, crash_after=3)
-  # A checkpoint at step 2 survived the crash at step 3.
+  # A checkpoint at step 2 survived the crash at step 3, with the input
+  # pipeline's state.
   assert sorted(os.listdir(tmp_path / "crash" / "checkpoints")) == ["2"]
+  assert os.listdir(tmp_path / "crash" / "checkpoints" / "2" / "data")
   resumed = _train(config, str(tmp_path / "crash"), train, test)
   assert int(resumed.step) == 4
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
@@ -242,6 +242,48 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path,
               "p_mpjpe_flip", "per_action", "num_samples"):
     assert key in evaluation
   assert evaluation["num_samples"] == len(test["pose_3d"])
+
+
+def test_resume_on_another_number_of_processes(tmp_path, lifting_arrays):
+  """A checkpoint whose input state was written by 2 processes resumes in
+  this single process at the same step."""
+  train, test = lifting_arrays
+  config = tiny_config("teacher", steps=4)
+  full = _train(config, str(tmp_path / "full"), train, test)
+  workdir = tmp_path / "crash"
+  with pytest.raises(KeyboardInterrupt):
+    _train(config, str(workdir), train, test, crash_after=3)
+  data = workdir / "checkpoints" / "2" / "data"
+  state = (data / "process_0-of-1.json").read_bytes()
+  (data / "process_0-of-1.json").unlink()
+  for name in ("process_0-of-2.json", "process_1-of-2.json"):
+    (data / name).write_bytes(state)
+  resumed = _train(config, str(workdir), train, test)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                       atol=1e-7),
+               jax.device_get(full.params), jax.device_get(resumed.params))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 32, r"global_batch_size: checkpoint 16, this run 32"),
+    ("dataset.train_split", "other", r"dataset: checkpoint .*'train'"),
+])
+def test_resume_with_other_data_settings_is_refused(tmp_path, lifting_arrays,
+                                                    field, value, message):
+  train, test = lifting_arrays
+  config = tiny_config("teacher", steps=4)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(KeyboardInterrupt):
+    _train(config, workdir, train, test, crash_after=3)
+  changed = tiny_config("teacher", steps=4)
+  if "." in field:
+    section, name = field.split(".")
+    changed[section][name] = value
+  else:
+    changed[field] = value
+  data_dir = os.path.join(workdir, "checkpoints", "2", "data")
+  with pytest.raises(ValueError, match=f"{data_dir}.*{message}"):
+    _train(changed, workdir, train, test)
 
 
 def test_non_finite_loss_stops_before_saving(tmp_path, lifting_arrays):

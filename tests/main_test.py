@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ from repo_configs import load_config
 from repo_configs import REPO
 from xsup import export
 from xsup import main as xsup_main
+from xsup.data import lifting as lifting_data
+from xsup.train import lifting as lifting_train
 
 
 
@@ -51,14 +54,49 @@ def test_cli_trains_evaluates_exports_teacher_then_student(tmp_path):
   assert np.isfinite(metrics["p_mpjpe_flip"])
   assert set(metrics["per_action"]) >= {"average"}
 
+  # The console: one progress line per log step, the evaluation, then the
+  # summary; no library chatter (orbax logs ~25 lines per save).
+  out, err = result.stdout, result.stderr
+  assert re.search(r"step 2/4 \(50%\)  [\d.e+-]+ steps/s  ETA \S+  loss "
+                   r"[\d.]+", out), out
+  assert re.search(r"eval step 4 test: mpjpe [\d.]+ mm, p_mpjpe [\d.]+ mm",
+                   out), out
+  assert "Summary: train, lifting/teacher, step 4" in out
+  assert f"p_mpjpe {metrics['p_mpjpe']:.1f} mm" in out
+  config = load_config("ites_teacher_synthetic.py", "tiny")
+  config.dataset.data_dir = data_dir
+  flat = lifting_train.flat_baseline(lifting_data.load(config.dataset,
+                                                       "test"))
+  assert re.search(r"baseline \(flat pose, zero depth\): mpjpe "
+                   f"{flat['mpjpe']:.1f} mm, p_mpjpe {flat['p_mpjpe']:.1f} mm",
+                   out), out
+  assert f"checkpoints: {teacher_dir}/checkpoints (steps 4)" in out
+  assert f"tensorboard --logdir {teacher_dir}" in out
+  assert f"{teacher_dir}/metrics.jsonl" in out
+  student_config = os.path.join(REPO, "configs",
+                                "ites_student_synthetic.py:tiny")
+  assert (f"student: python -m xsup.main --config {student_config} "
+          f"--workdir {tmp_path / 'student'} "
+          f"--config.dataset.data_dir={data_dir} "
+          f"--config.teacher_checkpoint={teacher_dir}") in out
+  assert f"--workdir {teacher_dir} --mode eval" in out
+  for chatter in ("checkpoint_manager.py", "logging_writer.py",
+                  "dataset_builder.py", "cpu_feature_guard"):
+    assert chatter not in err, err
+  # --verbosity brings the library logs back.
+  verbose = subprocess.run(cmd + ["--mode", "eval", "--verbosity=0"],
+                           env=env, capture_output=True, text=True,
+                           timeout=300, cwd=REPO)
+  assert verbose.returncode == 0, verbose.stderr[-3000:]
+  assert "checkpoint_manager.py" in verbose.stderr
+  assert "Summary: eval, lifting/teacher" in verbose.stdout
+
   # A typo in an override fails loudly.
   bad = subprocess.run(cmd + ["--config.batch_sise=8"], env=env,
                        capture_output=True, text=True, timeout=300, cwd=REPO)
   assert bad.returncode != 0
   assert "batch_sise" in bad.stderr
 
-  config = load_config("ites_teacher_synthetic.py", "tiny")
-  config.dataset.data_dir = data_dir
   results = xsup_main.execute(config, teacher_dir, "eval")
   assert "test" in results
   export_dir = xsup_main.execute(config, teacher_dir, "export")
@@ -91,9 +129,9 @@ def test_unknown_trainer_and_dataset_fail_clearly():
   config.trainer = "nope"
   with pytest.raises(ValueError, match="Unknown trainer"):
     xsup_main.get_task(config)
-  from xsup.data import pipeline  # pylint: disable=g-import-not-at-top
+  from xsup.data import sources  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="Unknown dataset 'nope'.*synthetic_lifting"):
-    pipeline.builder_module("nope")
+    sources.builder_module("nope")
 
 
 def test_cmu_tiny_configs_train_on_generated_clips(tmp_path):

@@ -1,7 +1,11 @@
-"""Concrete model variables drawn with numpy (much faster than `init` on CPU)."""
+"""Concrete model variables drawn with numpy (much faster than `init` on CPU),
+and the tiny lifting config the lifting tests share."""
 
 import jax
+import ml_collections
 import numpy as np
+
+from xsup import config_defaults
 
 
 def numpy_variables(abstract, seed: int = 0, random_stats: bool = False):
@@ -29,3 +33,25 @@ def numpy_variables(abstract, seed: int = 0, random_stats: bool = False):
     return np.asarray(value, leaf.dtype)
 
   return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def tiny_lifting_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict:
+  """The lifting config of `stage` with 1-layer networks and batch 16, for
+  `steps` steps (checkpoints every 2; only the final evaluation)."""
+  c = config_defaults.lifting(stage)
+  if stage == "teacher":
+    c.model.width = 32
+    c.model.num_layers = 1
+  else:
+    c.model.hidden = 16
+    c.model.num_blocks = 1
+  c.teacher_model.width = 32
+  c.teacher_model.num_layers = 1
+  c.batch_size = 16
+  c.total_steps = steps
+  c.log_every_steps = 2
+  c.checkpoint_every_steps = 2
+  c.eval_every_steps = 100
+  c.optimizer.decay_every_epochs = 1
+  c.loss.align_root_epochs = 1 if stage == "teacher" else 0
+  return c

@@ -1,5 +1,6 @@
 """Tests for xsup/models/resnet.py."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,3 +134,29 @@ def test_bad_depth_and_rank_raise():
     _abstract_variables(20)
   with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
     _abstract_variables(18, shape=(64, 64, 3))
+
+
+@pytest.mark.parametrize("strides,use_bias", [(1, True), (2, False)])
+def test_pointwise_conv_equals_1x1_convolution(strides, use_bias):
+  """Same parameters, outputs and gradients as nn.Conv with a 1x1 kernel
+  (float32, tolerance 1e-5 relative to the largest entry)."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 6, 4)),
+                  jnp.float32)
+  fast = resnet.PointwiseConv(3, strides, use_bias=use_bias)
+  plain = nn.Conv(3, (1, 1), strides=(strides, strides), padding="VALID",
+                  use_bias=use_bias, kernel_init=resnet.conv_init)
+  params = fast.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+      jnp.shape, plain.init(jax.random.key(1), x))
+  params = jax.tree.map(lambda p: p + 0.1, params)  # A non-zero bias.
+  cot = jnp.asarray(np.random.default_rng(1).normal(
+      size=plain.apply(params, x).shape), jnp.float32)
+
+  def value_and_grads(module):
+    loss = lambda p, v: jnp.sum(module.apply(p, v) * cot)
+    return module.apply(params, x), jax.grad(loss, argnums=(0, 1))(params, x)
+
+  for a, b in zip(jax.tree.leaves(value_and_grads(fast)),
+                  jax.tree.leaves(value_and_grads(plain))):
+    scale = float(jnp.abs(b).max())
+    np.testing.assert_allclose(a / scale, b / scale, atol=1e-5)

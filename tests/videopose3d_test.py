@@ -198,3 +198,11 @@ def test_cameras_agree_on_world_points():
     to_mid = np.array([0.0, 0.0, 0.9]) - centre
     assert cam.rot[2] @ to_mid / np.linalg.norm(to_mid) > 0.9
   assert skeleton.H36M17.num_joints == videopose3d.NUM_KEYPOINTS
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("Walking 1", "Walking"), ("Photo", "TakingPhoto"),
+    ("WalkingDog 1", "WalkDog"), ("Dancing 1", "Dancing 1"),
+    ("  Cartwheel ", "Cartwheel"), ("my_capture_07", "my_capture_07")])
+def test_action_label_accepts_any_name(name, expected):
+  assert h36m_cameras.action_label(name) == expected

@@ -23,6 +23,7 @@ from xsup import export
 from xsup import main as xsup_main
 from xsup import skeleton
 from xsup.data import pipeline
+from xsup.data import sources
 from xsup.data.synthetic import poses as poses_lib
 from xsup.geometry import patch as patch_lib
 from xsup.models import detector as detector_lib
@@ -64,15 +65,14 @@ def shared_compilation_cache(tmp_path_factory):
 def tiny_dir(tmp_path_factory):
   """`synthetic_multiview` config `tiny` prepared once for the module."""
   data_dir = str(tmp_path_factory.mktemp("tfds"))
-  pipeline.get_builder("synthetic_multiview", "tiny",
-                       data_dir).download_and_prepare()
+  sources.prepare("synthetic_multiview", "tiny", data_dir)
   return data_dir
 
 
 @pytest.fixture(scope="module")
 def tiny_splits(tiny_dir):
-  return {split: pipeline.load_split("synthetic_multiview", split, "tiny",
-                                     tiny_dir)
+  return {split: sources.load_split("synthetic_multiview", split, "tiny",
+                                    tiny_dir)
           for split in ("synthetic", "train", "test")}
 
 
@@ -257,14 +257,14 @@ def test_generator_objective_reaches_detector_outputs_only(tiny_splits,
 def test_evaluation_of_exact_swapped_and_multi_hypothesis_predictions(
     tiny_splits, tiny_dir):
   task = array_task(tiny_config("s2", tiny_dir), tiny_splits)
-  data = task.eval_data("test")
+  data = tiny_splits["test"]
   gt, _ = xsup_train.synthetic_joints(data, S, 2000.0)  # [N, V, 18, 3]
   n, v = gt.shape[:2]
   flat = gt.reshape(n * v, 18, 3)
-  use = lambda pred: setattr(task, "predict", lambda variables, x: pred)
+  score = lambda pred: task.score_split(
+      pred.reshape((n, v) + pred.shape[1:]), data)
 
-  use(np.repeat(flat[:, None], 3, axis=1))
-  exact = task.evaluate_split(None, data)
+  exact = score(np.repeat(flat[:, None], 3, axis=1))
   for key in ("confident/mpjpe", "confident/n_mpjpe", "confident/p_mpjpe",
               "best/mpjpe", "best/p_mpjpe", "mpjpe_2d",
               "triangulated/mpjpe", "triangulated/p_mpjpe"):
@@ -275,8 +275,7 @@ def test_evaluation_of_exact_swapped_and_multi_hypothesis_predictions(
   assert "average" in exact["per_action"]
 
   mirrored = flat[:, skeleton.H36M18.flip_permutation]
-  use(np.repeat(mirrored[:, None], 3, axis=1))
-  swapped = task.evaluate_split(None, data)
+  swapped = score(np.repeat(mirrored[:, None], 3, axis=1))
   assert swapped["ambiguity_ratio"] == 1.0
   assert swapped["mpjpe_2d"] < 0.01 and swapped["mpjpe_2d_noswap"] > 1.0
   assert swapped["confident/mpjpe"] < 0.5
@@ -284,8 +283,7 @@ def test_evaluation_of_exact_swapped_and_multi_hypothesis_predictions(
 
   wrong = flat.copy()
   wrong[:, 1:, 2] += 0.1  # 200+ mm too deep, except the pelvis
-  use(np.stack([wrong, flat, wrong], axis=1))
-  hypotheses = task.evaluate_split(None, data)
+  hypotheses = score(np.stack([wrong, flat, wrong], axis=1))
   assert hypotheses["best/mpjpe"] < 0.5
   assert hypotheses["confident/mpjpe"] > 100.0
 
@@ -503,7 +501,7 @@ def test_bad_settings_fail_clearly(tiny_splits, tiny_dir):
   task = xsup_train.XSupTask(tiny_config("s1", tiny_dir),
                              train_data={"target": bad})
   with pytest.raises(ValueError, match="missing features.*mask"):
-    _ = task.target_train
+    _ = task.target_source
   config = tiny_config("s1", tiny_dir)
   config.model.resnet_width = 32
   config.model.pretrained_backbone = "resnet18.npz"

@@ -7,6 +7,14 @@ its dataset and stage need, so every knob is visible in one place.
 import ml_collections
 
 
+def _compilation_cache(c: ml_collections.ConfigDict) -> None:
+  """JAX's persistent compilation cache (`loop.compilation_cache`): a
+  resumed or repeated run does not compile its programs again."""
+  c.compilation_cache = True
+  # Default <workdir>/compilation_cache.
+  c.compilation_cache_dir = ml_collections.config_dict.placeholder(str)
+
+
 def lifting(stage: str) -> ml_collections.ConfigDict:
   """Paper settings of the lifting method (SPEC.md section 2)."""
   if stage not in ("teacher", "student"):
@@ -40,6 +48,10 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   # K depth hypotheses per input; 1 is the published student (see
   # `hypothesis_settings` for K > 1).
   student.num_hypotheses = 1
+  # Compute dtype of the trained network ("float32" or "bfloat16"; the
+  # parameters stay float32, see xsup/models/precision.py). The frozen
+  # teacher of the student stage runs in float32.
+  teacher.dtype = student.dtype = "float32"
   c.model = teacher if stage == "teacher" else student
   # Architecture of the frozen teacher (student stage only).
   c.teacher_model = teacher.copy_and_resolve_references()
@@ -64,6 +76,13 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
     c.loss.wta_ordered_steps = 0
     c.hypotheses = hypothesis_settings()
 
+  # Evaluation: the scale of "calibrate by scale" behind `mpjpe` and
+  # `mpjpe_flip` ("rotation": xsup's proper-rotation Procrustes scale;
+  # "reflection": the published evaluation's, reflections allowed). Both
+  # are always reported too, as `mpjpe[_flip]_scale_<protocol>`.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.scale_protocol = "rotation"
+
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 1e-3
@@ -82,6 +101,8 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = ml_collections.config_dict.placeholder(str)
+  _input_pipeline(c)
+  _compilation_cache(c)
   return c
 
 
@@ -108,6 +129,15 @@ def hypothesis_settings() -> ml_collections.ConfigDict:
       discriminator="res_sage_gcn_decouple", features=32, num_layers=1,
       use_pe=True, head_dim=64, dropout=0.0))
   return h
+
+
+def _input_pipeline(c: ml_collections.ConfigDict) -> None:
+  """Input pipeline settings (`xsup.data.pipeline`)."""
+  # Grain worker processes that read, decode and augment the training
+  # batches; -1: automatic (none for in-memory data such as the lifting
+  # sets, else half the CPUs, 1 to 8).
+  c.data_workers = -1
+  c.data_prefetch = 2  # Batches read ahead (per worker).
 
 
 def xsup(stage: str) -> ml_collections.ConfigDict:
@@ -201,6 +231,7 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   c.optimizer.discriminator_lr = 1e-4 if s2 else 2e-4
   c.optimizer.b1 = 0.5
   c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8  # Adam's denominator offset.
   c.optimizer.milestones_epochs = (40,)
   c.optimizer.decay = 0.1
 
@@ -216,6 +247,8 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = 0  # 0: all devices.
   c.init_checkpoint = placeholder(str)
+  _input_pipeline(c)
+  _compilation_cache(c)
   return c
 
 
@@ -302,6 +335,16 @@ def lifting_h36m(stage: str, keypoints: str = "gt"
   c = lifting(stage)
   c.dataset.name = "h36m_lifting"
   c.dataset.config = keypoints
+  # Other motion in VideoPose3D's format (xsup/data/builders/h36m_lifting.py):
+  # a JSON cameras file for subjects without published cameras (relative:
+  # inside manual_dir) and the subjects of each split (None: S1, S5-8 / S9,
+  # S11).
+  placeholder = ml_collections.config_dict.placeholder
+  c.dataset.builder_overrides = ml_collections.ConfigDict({
+      "cameras_file": placeholder(str),
+      "train_subjects": placeholder(tuple),
+      "test_subjects": placeholder(tuple),
+  })
   c.dataset.train_split = "train"
   c.dataset.eval_splits = ("test",)
   c.log_every_steps = 500
@@ -462,6 +505,7 @@ def _tiny_xsup_run(c: ml_collections.ConfigDict) -> None:
   c.eval_every_steps = 2
   c.image_every_steps = 0
   c.num_devices = 1
+  c.data_workers = 0  # Read in the training process (no start-up cost).
 
 
 # Reduced size of the default run's dataset (the builder's `64` config has

@@ -42,7 +42,7 @@ _H18 = skel.H36M18
 # Values of `protocol` (config.dataset.eval_protocol).
 EVAL_PROTOCOLS = ("h36m", "mpi_inf_3dhp")
 # Fields of the prepared evaluation split that the image evaluator reads.
-IMAGE_EVAL_FIELDS = ("image", "joints_3d_camera", "joints_2d_patch", "affine",
+IMAGE_EVAL_FIELDS = ("joints_3d_camera", "joints_2d_patch", "affine",
                      "focal", "center")
 
 Batch = Dict[str, Any]
@@ -273,14 +273,15 @@ def triangulated_errors(pred_2d: np.ndarray, data: Batch
 def evaluate_image_predictions(pred: np.ndarray, data: Batch,
                                baseline_pose: np.ndarray,
                                protocol: str = "h36m",
-                               swap: bool = True) -> Dict[str, Any]:
+                               swap: bool = True,
+                               image_size: Optional[int] = None
+                               ) -> Dict[str, Any]:
   """Metrics of the detector's predictions on one evaluation split.
 
   Args:
     pred: `[N, V, K, 18, 3]` normalised patch coordinates (K hypotheses,
       hypothesis 0 the most confident; `xsup.geometry.patch`).
-    data: the prepared split: `image` `[N, V, S, S, 3]` (only its shape is
-      read), `joints_3d_camera` `[N, V, 18, 3]` mm, `joints_2d_patch`
+    data: the split's labels: `joints_3d_camera` `[N, V, 18, 3]` mm, `joints_2d_patch`
       `[N, V, 18, 2]` patch pixels, `affine` `[N, V, 2, 3]`, `focal`,
       `center` `[N, V, 2]` pixels; optionally `action` `[N]`, `rot`
       `[N, V, 3, 3]` and `trans` `[N, V, 3]` (multi-view triangulation),
@@ -290,6 +291,8 @@ def evaluate_image_predictions(pred: np.ndarray, data: Batch,
     protocol: one of `EVAL_PROTOCOLS`.
     swap: undo left/right swaps that lower the 2D error before the 3D
       errors (the unswapped ones are then also reported, under `noswap/`).
+    image_size: patch side S in pixels (default: read from `data["image"]`
+      `[N, V, S, S, 3]` when present).
 
   Returns:
     The metrics (see the module docstring): floats, `per_action` tables
@@ -302,8 +305,13 @@ def evaluate_image_predictions(pred: np.ndarray, data: Batch,
   if missing:
     raise ValueError(f"evaluate_image_predictions: the split lacks "
                      f"{missing}; has {sorted(data)}")
-  images = data["image"]
-  n, v, size = images.shape[0], images.shape[1], images.shape[2]
+  if image_size is None:
+    if "image" not in data:
+      raise ValueError("evaluate_image_predictions: give image_size or the "
+                       "split's images")
+    image_size = np.shape(data["image"])[2]
+  size = int(image_size)
+  n, v = np.shape(data["joints_3d_camera"])[:2]
   pred = np.asarray(pred, np.float64)
   if pred.ndim != 5 or pred.shape[:2] != (n, v) or pred.shape[-2:] != (
       _H18.num_joints, 3):

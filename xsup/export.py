@@ -23,6 +23,8 @@ Loading for deployment needs neither the config nor orbax:
 import importlib
 import json
 import os
+import zipfile
+import zlib
 from typing import Any, Dict, Optional, Tuple
 
 import flax
@@ -83,8 +85,17 @@ def load_variables(path: str) -> Dict[str, Any]:
     path = os.path.join(path, PARAMS_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"No exported parameters at {path!r}")
-  with np.load(path) as data:
-    return unflatten({k: data[k] for k in data.files})
+  try:
+    with np.load(path) as data:
+      if not hasattr(data, "files"):
+        raise ValueError("a single array, not an .npz archive")
+      return unflatten({k: data[k] for k in data.files})
+  except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
+          zlib.error) as e:
+    raise ValueError(
+        f"{path}: not a readable parameter archive ({type(e).__name__}: "
+        f"{e}); it may be truncated or damaged: export again with "
+        "`python -m xsup.main ... --mode export`") from e
 
 
 def load_spec(directory: str) -> Dict[str, Any]:
@@ -92,10 +103,16 @@ def load_spec(directory: str) -> Dict[str, Any]:
   spec_path = os.path.join(directory, MODEL_FILE)
   if not os.path.exists(spec_path):
     raise FileNotFoundError(f"No {MODEL_FILE} in {directory!r}")
-  with open(spec_path) as f:
-    spec = json.load(f)
-  if spec.get("model") not in MODELS:
-    raise ValueError(f"{spec_path}: field 'model' is {spec.get('model')!r}; "
+  try:
+    with open(spec_path) as f:
+      spec = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{spec_path}: not readable JSON ({e}); it may be "
+                     "truncated or damaged: export again with "
+                     "`python -m xsup.main ... --mode export`") from e
+  if not isinstance(spec, dict) or spec.get("model") not in MODELS:
+    got = spec.get("model") if isinstance(spec, dict) else spec
+    raise ValueError(f"{spec_path}: field 'model' is {got!r}; "
                      f"expected one of {sorted(MODELS)}")
   return spec
 

@@ -14,12 +14,15 @@ with `python -m xsup.predict`).
 
 import importlib
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
+
+from xsup import multihost
 
 FLAGS = flags.FLAGS
 
@@ -28,7 +31,21 @@ config_flags.DEFINE_config_file("config", None, "Training configuration.",
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
 flags.DEFINE_enum("mode", "train", ["train", "finetune", "eval", "export"],
                   "What to do.")
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-host: host:port of process 0 (default: "
+                    "JAX_COORDINATOR_ADDRESS or a detected SLURM / TPU pod "
+                    "/ MPI cluster).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.DEFINE_bool("distributed", True,
+                  "Join a multi-host job when one is configured; "
+                  "--nodistributed always runs a single process.")
+flags.DEFINE_float("distributed_timeout_s", 300.0,
+                   "Multi-host: seconds to wait for the other processes.")
 flags.mark_flags_as_required(["config", "workdir"])
+# The console shows xsup's progress, evaluations and summary, and only the
+# warnings of the libraries; `--verbosity=0` (or higher) shows their
+# INFO logs too.
 
 # Trainer name -> module in xsup/train providing `get_task(config)`.
 TRAINERS = {
@@ -44,15 +61,6 @@ def get_task(config):
   return importlib.import_module(TRAINERS[config.trainer]).get_task(config)
 
 
-def initialize_distributed() -> None:
-  """Joins a multi-host job when one is configured; no-op on one host."""
-  try:
-    jax.distributed.initialize()
-  except (ValueError, RuntimeError) as e:
-    logging.info("Single-process run (jax.distributed not initialised: %s)",
-                 e)
-
-
 def hide_gpus_from_tensorflow() -> None:
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -61,24 +69,36 @@ def hide_gpus_from_tensorflow() -> None:
     pass
 
 
-def execute(config, workdir: str, mode: str):
-  """Runs `mode` for `config` in `workdir`; returns the mode's result."""
+def execute(config, workdir: str, mode: str, argv=None):
+  """Runs `mode` for `config` in `workdir`; returns the mode's result.
+
+  Ends with a summary on the console (`xsup.train.report`); `argv`, the
+  command line, lets it spell out the next commands.
+  """
   from xsup import export  # pylint: disable=g-import-not-at-top
   from xsup.train import loop  # pylint: disable=g-import-not-at-top
+  from xsup.train import report  # pylint: disable=g-import-not-at-top
   task = get_task(config)
   if mode == "finetune" and not config.get("init_checkpoint"):
     raise ValueError("--mode finetune needs --config.init_checkpoint=<dir> "
                      "(a workdir or checkpoint of the previous stage)")
   if mode in ("train", "finetune"):
-    return loop.train_and_evaluate(task, config, workdir)
+    state = loop.train_and_evaluate(task, config, workdir)
+    report.summary(task, config, workdir, mode, int(state.step), argv=argv)
+    return state
   if mode == "eval":
-    return loop.evaluate_only(task, config, workdir)
+    results = loop.evaluate_only(task, config, workdir)
+    report.summary(task, config, workdir, mode, None, argv=argv,
+                   splits=list(results))
+    return results
   if mode == "export":
     state, step = loop.restore_latest(task, config, workdir)
     name, kwargs, variables = task.export_spec(state)
     directory = export.save(os.path.join(workdir, "export"), name, kwargs,
                             variables, metadata=task.export_metadata())
     logging.info("Exported step %d to %s", step, directory)
+    report.summary(task, config, workdir, mode, step, argv=argv,
+                   export_dir=directory)
     return directory
   raise ValueError(f"Unknown mode {mode!r}")
 
@@ -86,12 +106,27 @@ def execute(config, workdir: str, mode: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    # Library INFO logs (orbax, TensorFlow, clu) only with --verbosity.
+    from xsup.train import report  # pylint: disable=g-import-not-at-top
+    report.quiet_libraries()
   hide_gpus_from_tensorflow()
-  initialize_distributed()
+  try:
+    multihost.initialize(
+        multihost.resolve(FLAGS.coordinator_address, FLAGS.num_processes,
+                          FLAGS.process_id, enabled=FLAGS.distributed),
+        timeout_s=FLAGS.distributed_timeout_s)
+  except (RuntimeError, ValueError) as e:
+    raise SystemExit(f"xsup: {e}") from e
   logging.info("JAX process %d / %d, local devices %d, global devices %d",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
-  execute(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+  from xsup.train import checkpoints  # pylint: disable=g-import-not-at-top
+  try:
+    execute(FLAGS.config, FLAGS.workdir, FLAGS.mode, argv=sys.argv)
+  except checkpoints.CheckpointError as e:
+    checkpoints.quiet_until_exit()
+    sys.exit(f"xsup: {e}")  # One line, no traceback: nothing to debug.
 
 
 def run():

@@ -9,6 +9,7 @@ The alignment steps reuse `xsup.geometry.alignment` (one Procrustes in the
 package).
 """
 
+import functools
 from typing import Dict, Optional, Sequence
 
 import jax.numpy as jnp
@@ -19,6 +20,13 @@ from xsup.geometry import alignment
 H36M_ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning",
                 "Posing", "Purchases", "Sitting", "SittingDown", "Smoking",
                 "TakingPhoto", "Waiting", "Walking", "WalkDog", "WalkTogether")
+
+# Scale of the lifting protocol's "calibrate by scale" step (`calibrate_scale`):
+# "rotation": the scale of the similarity Procrustes with a proper rotation
+# (xsup's default); "reflection": the scale of the best orthogonal map,
+# reflections allowed, sum(singular values) / |p|^2, as in the published ITES
+# evaluation. They differ when the best alignment is a reflection.
+SCALE_PROTOCOLS = ("rotation", "reflection")
 
 
 def _check(pred, target):
@@ -70,13 +78,31 @@ def flip_depth(pred, root: int = 0) -> np.ndarray:
   return rel + pred[:, root:root + 1]
 
 
-def calibrate_scale(pred, target, root: int = 0) -> np.ndarray:
-  """Root-aligned `pred` rescaled by its Procrustes scale onto `target`."""
+def _check_protocol(scale_protocol: str) -> None:
+  if scale_protocol not in SCALE_PROTOCOLS:
+    raise ValueError(f"Unknown scale protocol {scale_protocol!r}; known: "
+                     f"{SCALE_PROTOCOLS} (eval.scale_protocol)")
+
+
+def calibrate_scale(pred, target, root: int = 0,
+                    scale_protocol: str = "rotation") -> np.ndarray:
+  """Root-aligned `pred` rescaled by its Procrustes scale onto `target`.
+
+  Args:
+    pred: `[N, J, 3]` predictions (any unit).
+    target: `[N, J, 3]` ground truth.
+    root: root joint.
+    scale_protocol: one of `SCALE_PROTOCOLS`.
+  Returns:
+    `[N, J, 3]` root-relative `pred` in the unit of `target`.
+  """
+  _check_protocol(scale_protocol)
   pred, target = _check(pred, target)
   pred = pred - pred[:, root:root + 1]
   target = target - target[:, root:root + 1]
-  return np.asarray(alignment.procrustes_scale(jnp.asarray(pred),
-                                               jnp.asarray(target)), np.float64)
+  return np.asarray(alignment.procrustes_scale(
+      jnp.asarray(pred), jnp.asarray(target),
+      allow_reflection=scale_protocol == "reflection"), np.float64)
 
 
 def flip_tolerant(metric, pred, target, root: int = 0) -> np.ndarray:
@@ -108,13 +134,15 @@ def auc(pred, target, max_threshold: float = 150.0, step: float = 5.0,
   return float(np.mean([np.mean(err <= t) for t in thresholds]))
 
 
-def pose_errors(pred, target, root: int = 0,
-                calibrate: bool = False) -> Dict[str, np.ndarray]:
+def pose_errors(pred, target, root: int = 0, calibrate: bool = False,
+                scale_protocol: str = "rotation") -> Dict[str, np.ndarray]:
   """Per-sample errors `[N]` of both protocols.
 
   Keys: `mpjpe`, `n_mpjpe`, `p_mpjpe` (plain) and `mpjpe_flip`,
   `n_mpjpe_flip`, `p_mpjpe_flip` (depth-flip tolerant: the better of the
-  prediction and its depth mirror image, per sample).
+  prediction and its depth mirror image, per sample). With `calibrate`,
+  also `mpjpe_scale_<p>` and `mpjpe_flip_scale_<p>` for each `p` of
+  `SCALE_PROTOCOLS`; `mpjpe` and `mpjpe_flip` then use `scale_protocol`.
 
   Args:
     pred: `[N, J, 3]` predictions.
@@ -124,20 +152,38 @@ def pose_errors(pred, target, root: int = 0,
       `mpjpe` ("calibrate by scale"). Lifting predictions live in normalised
       units without a metric scale, so the lifting protocol sets this; N- and
       P-MPJPE are scale-aligned anyway.
+    scale_protocol: the scale of `calibrate`, one of `SCALE_PROTOCOLS`.
   """
+  _check_protocol(scale_protocol)
+  base_n_mpjpe = lambda p, t: n_mpjpe(p, t, root)
+  out = {}
   if calibrate:
-    base_mpjpe = lambda p, t: mpjpe(calibrate_scale(p, t, root), t, root)
+    for protocol in SCALE_PROTOCOLS:
+      fn = functools.partial(_scaled_mpjpe, root=root, scale_protocol=protocol)
+      out[f"mpjpe_scale_{protocol}"] = fn(pred, target)
+      out[f"mpjpe_flip_scale_{protocol}"] = flip_tolerant(fn, pred, target,
+                                                          root)
+    out["mpjpe"] = out[f"mpjpe_scale_{scale_protocol}"]
+    out["mpjpe_flip"] = out[f"mpjpe_flip_scale_{scale_protocol}"]
   else:
     base_mpjpe = lambda p, t: mpjpe(p, t, root)
-  base_n_mpjpe = lambda p, t: n_mpjpe(p, t, root)
-  return {
-      "mpjpe": base_mpjpe(pred, target),
+    out["mpjpe"] = base_mpjpe(pred, target)
+    out["mpjpe_flip"] = flip_tolerant(base_mpjpe, pred, target, root)
+  out.update({
       "n_mpjpe": base_n_mpjpe(pred, target),
       "p_mpjpe": p_mpjpe(pred, target),
-      "mpjpe_flip": flip_tolerant(base_mpjpe, pred, target, root),
       "n_mpjpe_flip": flip_tolerant(base_n_mpjpe, pred, target, root),
       "p_mpjpe_flip": flip_tolerant(p_mpjpe, pred, target, root),
-  }
+  })
+  first = ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjpe_flip", "n_mpjpe_flip",
+           "p_mpjpe_flip")
+  return {k: out[k] for k in first + tuple(k for k in out if k not in first)}
+
+
+def _scaled_mpjpe(pred, target, root: int, scale_protocol: str) -> np.ndarray:
+  """MPJPE `[N]` after `calibrate_scale`."""
+  return mpjpe(calibrate_scale(pred, target, root, scale_protocol), target,
+               root)
 
 
 def summarize(errors: Dict[str, np.ndarray],

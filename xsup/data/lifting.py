@@ -11,14 +11,15 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from xsup.data import pipeline
+from xsup.data import builder_configs
+from xsup.data import sources
 from xsup.geometry import camera
 
 REQUIRED = ("keypoints_2d", "keypoints_3d", "focal")
 
 
-def prepare(raw: pipeline.Batch, source: str = "dataset",
-            scale: Optional[float] = None) -> pipeline.Batch:
+def prepare(raw: sources.Batch, source: str = "dataset",
+            scale: Optional[float] = None) -> sources.Batch:
   """Normalises a raw lifting split.
 
   Args:
@@ -43,8 +44,12 @@ def prepare(raw: pipeline.Batch, source: str = "dataset",
   if kp3d.shape[:2] != kp2d.shape[:2] or kp3d.shape[-1] != 3:
     raise ValueError(f"{source}: keypoints_3d must be [N, J, 3] matching "
                      f"keypoints_2d {kp2d.shape}, got {kp3d.shape}")
-  if not (np.all(np.isfinite(kp2d)) and np.all(np.isfinite(kp3d))):
-    raise ValueError(f"{source}: non-finite keypoints")
+  for name, values in (("keypoints_2d", kp2d), ("keypoints_3d", kp3d),
+                       ("focal", np.asarray(raw["focal"], np.float32))):
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(-1)
+    if bad.any():
+      raise ValueError(f"{source}: non-finite {name} in {int(bad.sum())} "
+                       f"examples; first: {describe_example(raw, bad)}")
   norm2d, scale = camera.normalize_2d_lifting(kp2d, raw["focal"], scale=scale)
   out: Dict[str, np.ndarray] = {
       "keypoints_2d": norm2d,
@@ -57,10 +62,29 @@ def prepare(raw: pipeline.Batch, source: str = "dataset",
   return out
 
 
-def load(dataset_config, split: str) -> pipeline.Batch:
+def describe_example(raw: sources.Batch, bad: np.ndarray) -> str:
+  """Where the first example of mask `bad` `[N]` comes from (its index and
+  the subject, action, camera and frame fields that the split has)."""
+  i = int(np.argmax(bad))
+  parts = [f"example {i}"]
+  for key in ("subject", "action", "camera", "frame"):
+    if key in raw:
+      value = raw[key][i]
+      if isinstance(value, bytes):
+        value = value.decode()
+      parts.append(f"{key} {str(value)!r}" if isinstance(value, str)
+                   else f"{key} {int(value)}")
+  return ", ".join(parts)
+
+
+def load(dataset_config, split: str) -> sources.Batch:
   """Loads and prepares `split` of the builder named in `dataset_config`."""
-  raw = pipeline.load_split(dataset_config.name, split,
-                            builder_config=dataset_config.get("config"),
-                            data_dir=dataset_config.get("data_dir"),
-                            manual_dir=dataset_config.get("manual_dir"))
-  return prepare(raw, source=f"{dataset_config.name}[{split}]")
+  raw = sources.load_split(dataset_config.name, split,
+                           builder_config=builder_configs.resolve(
+                               dataset_config),
+                           data_dir=dataset_config.get("data_dir"),
+                           manual_dir=dataset_config.get("manual_dir"))
+  source = f"{dataset_config.name}[{split}]"
+  if dataset_config.get("manual_dir"):
+    source += f" (from {dataset_config.manual_dir})"
+  return prepare(raw, source=source)

@@ -21,15 +21,22 @@ def scale_align(pred: Array, target: Array) -> Array:
   return pred * (num / jnp.maximum(den, 1e-12))
 
 
-def procrustes(pred: Array, target: Array, allow_scale: bool = True):
+def procrustes(pred: Array, target: Array, allow_scale: bool = True,
+               allow_reflection: bool = False):
   """Similarity transform that best maps `pred` onto `target` (least squares).
 
   Finds s, R (det +1), t minimising |target - (s pred R^T + t)|^2 per pose.
+  With `allow_reflection`, R is any orthogonal matrix (det +1 or -1): with
+  `cov = U S V^T` the optimum is then R = U V^T and
+  s = sum(S) / |pred - mean|^2, larger than the proper-rotation scale
+  whenever the best orthogonal map is a reflection (e.g. for a
+  depth-mirrored pose).
 
   Args:
     pred: `[..., J, 3]`.
     target: `[..., J, 3]`.
     allow_scale: if False, s = 1 (rigid alignment).
+    allow_reflection: if True, R may be a reflection (det -1).
   Returns:
     `(scale [...], rot [..., 3, 3], trans [..., 3])` so that
     `aligned = scale * pred @ rot^T + trans`.
@@ -42,7 +49,7 @@ def procrustes(pred: Array, target: Array, allow_scale: bool = True):
   cov = jnp.einsum("...ji,...jk->...ik", t0, p0)
   u, s, vt = jnp.linalg.svd(cov)
   d = jnp.sign(jnp.linalg.det(u @ vt))
-  d = jnp.where(d == 0, 1.0, d)
+  d = jnp.where((d == 0) | allow_reflection, 1.0, d)
   diag = jnp.concatenate([jnp.ones_like(s[..., :2]), d[..., None]], axis=-1)
   rot = (u * diag[..., None, :]) @ vt
   if allow_scale:
@@ -63,11 +70,15 @@ def procrustes_align(pred: Array, target: Array,
       "...ij,...kj->...ki", rot, pred) + trans[..., None, :]
 
 
-def procrustes_scale(pred: Array, target: Array) -> Array:
+def procrustes_scale(pred: Array, target: Array,
+                     allow_reflection: bool = False) -> Array:
   """Rescales `pred` by the scale of its similarity alignment onto `target`.
 
   This is the "calibrate by scale" step of the lifting evaluation: only the
   scale of the Procrustes solution is applied (no rotation, no translation).
+  `allow_reflection` takes the scale of the best orthogonal map instead of
+  the best proper rotation (see `procrustes`), the published ITES
+  evaluation's choice.
   """
-  scale, _, _ = procrustes(pred, target)
+  scale, _, _ = procrustes(pred, target, allow_reflection=allow_reflection)
   return pred * scale[..., None, None]

@@ -120,9 +120,8 @@ class DeconvHead(nn.Module):
                        dtype=self.dtype, param_dtype=jnp.float32,
                        name=f"deconv{i}_bn")(x)
       x = nn.relu(x)
-    return nn.Conv(self.out_channels, (1, 1), use_bias=True, dtype=self.dtype,
-                   param_dtype=jnp.float32, kernel_init=resnet.conv_init,
-                   bias_init=nn.initializers.zeros, name="final")(x)
+    return resnet.PointwiseConv(self.out_channels, use_bias=True,
+                                dtype=self.dtype, name="final")(x)
 
 
 class IntegralDetector(nn.Module):
@@ -184,10 +183,13 @@ class IntegralDetector(nn.Module):
     x = DeconvHead(self.num_joints * self.depth_dim, self.head_filters,
                    self.head_layers, dtype=self.dtype, name="head")(x, train)
     b, h, w, _ = x.shape
-    heatmaps = x.astype(jnp.float32).reshape(b, h, w, self.num_joints,
-                                             self.depth_dim)
-    heatmaps = jnp.transpose(heatmaps, (0, 3, 4, 1, 2))  # [B, J, D, h, w]
-    out = integral.integral_multi_hypothesis(
-        heatmaps, num_hypo=self.num_hypo, neighbor_size=self.neighbor_size)
+    volume = x.astype(jnp.float32).reshape(b, h, w, self.num_joints,
+                                           self.depth_dim)
+    # The integral reads the channels-last volume in place; the transposed
+    # copy is only computed when a caller uses "heatmaps".
+    out = integral.integral_from_marginals(
+        *integral.channels_last_marginals(volume), num_hypo=self.num_hypo,
+        neighbor_size=self.neighbor_size)
+    heatmaps = jnp.transpose(volume, (0, 3, 4, 1, 2))  # [B, J, D, h, w]
     return {"joints": out.joints, "depth_marginals": out.depth_marginals,
             "heatmaps": heatmaps}

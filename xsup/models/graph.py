@@ -19,6 +19,7 @@ Layers:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional, Sequence, Tuple
 
@@ -74,6 +75,62 @@ def _uniform(bound: float):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
   return init
+
+
+def mix_joints(weights: Array, x: Array) -> Array:
+  """`sum_j weights[i, j] x[..., j, :]`: `[J, J]`, `[..., J, C]` -> same.
+
+  A batched matrix product over the flattened leading axes (the `[J, J]`
+  weights broadcast to each pose). An einsum over the joint axis would make
+  XLA transpose the activations to `[J, ...]` and back, which costs several
+  times the product itself on CPU.
+  """
+  lead = x.shape[:-2]
+  flat = x.reshape((-1,) + x.shape[-2:])
+  w = jnp.broadcast_to(weights.astype(x.dtype),
+                       (flat.shape[0],) + weights.shape)
+  out = jax.lax.dot_general(w, flat, (((2,), (1,)), ((0,), (0,))))
+  return out.reshape(lead + out.shape[-2:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def group_max(x: Array, keys: Tuple[Tuple[int, ...], ...]) -> Array:
+  """Max over static sets of joints: `[..., J, C]` -> `[..., M, C]`.
+
+  Entry m is `max_{j in keys[m]} x[..., j, :]`. Written with slices, so
+  XLA fuses the whole pooling and its gradient into one pass each (a
+  gather and its scatter-add gradient are slow on CPU). Ties share the
+  gradient equally, as `jnp.max`.
+
+  Args:
+    x: `[..., J, C]`.
+    keys: M non-empty tuples of joint indices in 0..J-1.
+
+  Returns:
+    `[..., M, C]`.
+  """
+  return jnp.stack([functools.reduce(jnp.maximum, [x[..., j, :] for j in k])
+                    for k in keys], axis=-2)
+
+
+def _group_max_fwd(x, keys):
+  out = group_max(x, keys)
+  return out, (x, out)
+
+
+def _group_max_bwd(keys, residuals, grad):
+  x, out = residuals
+  hits = [[(x[..., j, :] == out[..., m, :]).astype(grad.dtype) for j in k]
+          for m, k in enumerate(keys)]
+  share = [grad[..., m, :] / sum(h) for m, h in enumerate(hits)]
+  parts = [jnp.zeros_like(x[..., 0, :]) for _ in range(x.shape[-2])]
+  for m, k in enumerate(keys):
+    for j, hit in zip(k, hits[m]):
+      parts[j] = parts[j] + share[m] * hit
+  return (jnp.stack(parts, axis=-2),)
+
+
+group_max.defvjp(_group_max_fwd, _group_max_bwd)
 
 
 def sinusoidal_joint_encoding(num_joints: int, dim: int,
@@ -171,12 +228,13 @@ class SemGraphConv(nn.Module):
     dense = dense.at[rows, cols].set(logits)
     weights = jax.nn.softmax(dense, axis=-1)
     eye = jnp.eye(num, dtype=weights.dtype)
-    self_w = jnp.diagonal(weights)
+    self_w = jnp.diagonal(weights)[:, None]
     neigh_w = weights * (1.0 - eye)
-    h_self = x @ kernel[0]
-    h_neigh = x @ kernel[1]
-    out = self_w[:, None] * h_self + jnp.einsum("ij,...jc->...ic", neigh_w,
-                                                h_neigh)
+    # The joints are mixed on the narrower side (input or output channels).
+    if c_in < c_out:
+      out = (self_w * x) @ kernel[0] + mix_joints(neigh_w, x) @ kernel[1]
+    else:
+      out = self_w * (x @ kernel[0]) + mix_joints(neigh_w, x @ kernel[1])
     return out + bias
 
 
@@ -199,6 +257,18 @@ def _check_groups(groups: Sequence[Sequence[int]]) -> Tuple[Tuple[int, ...],
   return groups
 
 
+class _PointwiseParams(nn.Module):
+  """The parameters of a `_pointwise` map (same names, shapes and init),
+  returned instead of applied, so several maps can share one product."""
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features: int) -> Tuple[Array, Array]:
+    kernel = self.param("kernel", _he_normal, (in_features, self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return kernel, bias
+
+
 class GraphNonLocal(nn.Module):
   """Non-local block over joints ordered by groups, `[..., J, C] -> same`.
 
@@ -214,6 +284,14 @@ class GraphNonLocal(nn.Module):
     * `reference_pooling=True`: windows of len(groups[0]) consecutive joints in
       the grouped order, floor division (ITES). With the H36M-17 groups the
       last, single-joint group (joint 9) is then never a key/value.
+
+  Computation: every map but the pooling acts on each joint alone, so the
+  block runs in the original joint order and only the pooling reads joints
+  by group (`group_max`). theta enters only through w_theta^T theta_i, a
+  single channel x_i (W_theta w_theta) + b_theta . w_theta; phi and g share
+  one matrix product. The parameters are those of the reordering
+  formulation above (`theta`, `phi`, `g`, `concat_kernel`, `out`,
+  `out_bn`).
 
   Attributes:
     groups: sequence of joint-index tuples covering 0..J-1 once.
@@ -234,48 +312,45 @@ class GraphNonLocal(nn.Module):
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
     groups = _check_groups(self.groups)
-    order = np.array([j for g in groups for j in g])
-    restore = np.argsort(order)
-    num = order.size
+    num = sum(len(g) for g in groups)
     _check_nodes(x, num, "GraphNonLocal")
     channels = x.shape[-1]
     inter = self.inter_features or channels // 2
     if inter <= 0:
       raise ValueError(f"GraphNonLocal: inter_features must be positive, got "
                        f"{inter} for {channels} input channels")
+    keys = self.key_sets(groups)
 
-    xg = x[..., order, :]
-    theta = _pointwise(inter, "theta")(xg)
-    phi = self._pool(_pointwise(inter, "phi")(xg), groups)
-    g = self._pool(_pointwise(inter, "g")(xg), groups)
-
+    theta_k, theta_b = _PointwiseParams(inter, name="theta")(channels)
+    phi_k, phi_b = _PointwiseParams(inter, name="phi")(channels)
+    g_k, g_b = _PointwiseParams(inter, name="g")(channels)
     proj = self.param("concat_kernel", _he_normal, (2 * inter, 1))[:, 0]
-    score_q = theta @ proj[:inter]  # [..., J]
-    score_k = phi @ proj[inter:]  # [..., M]
+    proj_q, proj_k = proj[:inter], proj[inter:]
+    # w_theta^T theta_i, one channel: [..., J].
+    score_q = x @ (theta_k @ proj_q) + theta_b @ proj_q
+    kernel = jnp.concatenate([phi_k, g_k], axis=1)  # [C, 2 inter]
+    bias = jnp.concatenate([phi_b, g_b])
+    pooled = group_max(x @ kernel + bias, keys)  # [..., M, 2 inter]
+    phi, g = pooled[..., :inter], pooled[..., inter:]
+    score_k = phi @ proj_k  # [..., M]
     f = jax.nn.relu(score_q[..., :, None] + score_k[..., None, :])
-    f = f / phi.shape[-2]
-    y = f @ g  # [..., J, inter]
+    f = f / len(keys)
+    y = jnp.matmul(f, g)  # [..., J, inter]
 
     w_y = _pointwise(channels, "out")(y)
     w_y = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
                        epsilon=self.epsilon, scale_init=nn.initializers.zeros,
                        name="out_bn")(w_y)
-    z = xg + w_y
-    return z[..., restore, :]
+    return x + w_y
 
-  def _pool(self, h: Array, groups) -> Array:
-    """Max-pools `[..., J, C]` (grouped order) to `[..., M, C]` keys."""
-    if self.reference_pooling:
-      window = len(groups[0])
-      count = h.shape[-2] // window
-      h = h[..., :count * window, :]
-      h = h.reshape(h.shape[:-2] + (count, window, h.shape[-1]))
-      return jnp.max(h, axis=-2)
-    pooled, start = [], 0
-    for grp in groups:
-      pooled.append(jnp.max(h[..., start:start + len(grp), :], axis=-2))
-      start += len(grp)
-    return jnp.stack(pooled, axis=-2)
+  def key_sets(self, groups) -> Tuple[Tuple[int, ...], ...]:
+    """The joints max-pooled into each key/value (M tuples)."""
+    if not self.reference_pooling:
+      return groups
+    order = [j for g in groups for j in g]
+    window = len(groups[0])
+    return tuple(tuple(order[m * window:(m + 1) * window])
+                 for m in range(len(order) // window))
 
 
 class GCNConv(nn.Module):

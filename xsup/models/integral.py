@@ -89,6 +89,33 @@ def marginals(probs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   return p_x, p_y, p_z
 
 
+def channels_last_marginals(logits: jax.Array
+                            ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Marginals of the per-joint volume softmax of channels-last logits.
+
+  The same numbers as `marginals(volume_softmax(l))` with
+  `l = logits.transpose(0, 3, 4, 1, 2)`, without moving the volume (a
+  detector head emits `[B, H, W, J * D]`; transposing that volume and its
+  gradient costs more than the softmax itself on CPU).
+
+  Args:
+    logits: `[B, H, W, J, D]`, any float dtype.
+
+  Returns:
+    (p_x `[B, J, W]`, p_y `[B, J, H]`, p_z `[B, J, D]`) in float32 (or
+    float64 for float64 input).
+  """
+  if logits.ndim != 5:
+    raise ValueError(f"integral.py: expected channels-last logits "
+                     f"[B, H, W, J, D], got shape {logits.shape}.")
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  probs = jax.nn.softmax(logits, axis=(1, 2, 4))
+  p_x = jnp.swapaxes(jnp.sum(probs, axis=(1, 4)), 1, 2)
+  p_y = jnp.swapaxes(jnp.sum(probs, axis=(2, 4)), 1, 2)
+  p_z = jnp.sum(probs, axis=(1, 2))
+  return p_x, p_y, p_z
+
+
 def expectation(p: jax.Array) -> jax.Array:
   """Expected bin index of a marginal `[..., N]` -> `[...]` (bins 0..N-1)."""
   return jnp.sum(p * jnp.arange(p.shape[-1], dtype=p.dtype), axis=-1)
@@ -174,14 +201,31 @@ def integral_multi_hypothesis(logits: jax.Array, num_hypo: int = 3,
     coordinates (see the module docstring).
   """
   _check_volume(logits)
-  _, _, depth, height, width = logits.shape
+  return integral_from_marginals(*marginals(volume_softmax(logits)),
+                                 num_hypo=num_hypo,
+                                 neighbor_size=neighbor_size)
+
+
+def integral_from_marginals(p_x: jax.Array, p_y: jax.Array, p_z: jax.Array,
+                            num_hypo: int = 3, neighbor_size: int = 15
+                            ) -> IntegralOutput:
+  """`integral_multi_hypothesis` from the volume's marginals.
+
+  Args:
+    p_x: `[B, J, W]`, p_y: `[B, J, H]`, p_z: `[B, J, D]` marginals (e.g.
+      from `marginals` or `channels_last_marginals`).
+    num_hypo, neighbor_size: as `integral_multi_hypothesis`.
+
+  Returns:
+    `IntegralOutput` (see `integral_multi_hypothesis`).
+  """
+  depth, height, width = p_z.shape[-1], p_y.shape[-1], p_x.shape[-1]
   if not 1 <= num_hypo <= depth:
     raise ValueError(f"integral.py: num_hypo must be in [1, D={depth}], got "
                      f"{num_hypo}.")
   if num_hypo > 1 and (neighbor_size < 1 or neighbor_size % 2 == 0):
     raise ValueError(f"integral.py: neighbor_size must be a positive odd "
                      f"integer, got {neighbor_size}.")
-  p_x, p_y, p_z = marginals(volume_softmax(logits))
   x = normalize_coordinate(expectation(p_x), width)  # [B, J]
   y = normalize_coordinate(expectation(p_y), height)
   if num_hypo == 1:

@@ -138,8 +138,47 @@ class Bottleneck(nn.Module):
     return nn.relu(y + residual)
 
 
+class PointwiseConv(nn.Module):
+  """1x1 convolution `[B, H, W, C] -> [B, ceil(H/s), ceil(W/s), features]`
+  computed as a matrix product over the channels.
+
+  The same parameters as `nn.Conv(features, (1, 1), strides=s)` (`kernel`
+  `[1, 1, C, features]`, optional `bias`) and the same numbers; its
+  gradient with respect to the kernel is one matrix product, where XLA
+  differentiates a convolution into a convolution with an H x W window,
+  several times slower on CPU.
+
+  Attributes:
+    features: output channels.
+    strides: spatial stride s (the input is subsampled, as a 1x1 kernel
+      without padding does).
+    use_bias: add a bias (init 0).
+    dtype: compute dtype; parameters stay float32.
+  """
+  features: int
+  strides: int = 1
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", conv_init,
+                        (1, 1, x.shape[-1], self.features), jnp.float32)
+    if self.strides != 1:
+      x = x[:, ::self.strides, ::self.strides]
+    y = jnp.einsum("...c,cf->...f", x.astype(self.dtype),
+                   kernel[0, 0].astype(self.dtype))
+    if self.use_bias:
+      bias = self.param("bias", nn.initializers.zeros, (self.features,),
+                        jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 def _conv_factory(dtype: Dtype):
-  def make(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
+  def make(features: int, kernel: int, strides: int, name: str) -> nn.Module:
+    if kernel == 1:
+      return PointwiseConv(features, strides, dtype=dtype, name=name)
     return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                    padding=_pad(kernel), use_bias=False, dtype=dtype,
                    param_dtype=jnp.float32, kernel_init=conv_init, name=name)

@@ -25,7 +25,7 @@ single-hypothesis student, unchanged.
 """
 
 import functools
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -37,9 +37,11 @@ from xsup import metrics as metrics_lib
 from xsup import skeleton
 from xsup.data import lifting as lifting_data
 from xsup.data import pipeline
+from xsup.data import sources
 from xsup.data.synthetic import poses as poses_lib
 from xsup.losses import lifting as losses
 from xsup.losses import xsup as xsup_losses
+from xsup.models import precision
 from xsup.models import student as student_lib
 from xsup.models import teacher as teacher_lib
 from xsup.train import hypothesis_choice
@@ -198,9 +200,9 @@ class LiftingTask(loop.Task):
     self.num_hypotheses = num_hypotheses(config)
     self.prior_poses = prior_poses(config) if self.stage == "student" else ""
     if self.stage == "teacher":
-      self.model = build_teacher(config.model)
+      model = build_teacher(config.model)
     elif self.num_hypotheses > 1:
-      self.model = student_lib.HypothesisStudent(**hypothesis_kwargs(config))
+      model = student_lib.HypothesisStudent(**hypothesis_kwargs(config))
       hypothesis_choice.check_choice(config.hypotheses.choice)
       _ = self.wta_ordered_steps  # Checked early.
     else:
@@ -208,7 +210,9 @@ class LiftingTask(loop.Task):
         raise ValueError("config.hypotheses.prior_poses needs a "
                          "multi-hypothesis student "
                          "(config.model.num_hypotheses > 1)")
-      self.model = student_lib.Student(**student_kwargs(config.model))
+      model = student_lib.Student(**student_kwargs(config.model))
+    self.model = precision.with_compute_dtype(
+        model, precision.compute_dtype(config.model.get("dtype", "float32")))
     self._train = train_data
     self._eval_sets = dict(eval_data or {})
     self._teacher = None
@@ -227,17 +231,31 @@ class LiftingTask(loop.Task):
     return self._eval_sets[split]
 
   @functools.cached_property
-  def iterator(self) -> pipeline.EpochIterator:
-    return pipeline.EpochIterator(
+  def train_batch_fn(self) -> pipeline.SourceBatches:
+    """The picklable batch of each global step: `keypoints_2d` rows of the
+    in-memory training split (`pipeline.GlobalBatchSampler` order)."""
+    dataset = self.config.dataset
+    source = sources.ArraySource(
         {"keypoints_2d": self.train_data["keypoints_2d"]},
-        self.config.batch_size, seed=self.config.seed)
+        f"{dataset.name}/{dataset.get('config') or 'default'} split "
+        f"{dataset.train_split!r} (normalised 2D)")
+    return pipeline.SourceBatches(
+        source, pipeline.GlobalBatchSampler(len(source),
+                                            self.config.batch_size,
+                                            seed=self.config.seed))
 
   @property
   def steps_per_epoch(self) -> int:
-    return self.iterator.steps_per_epoch
+    return self.train_batch_fn.sampler.steps_per_epoch
 
-  def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
-    return self.iterator.iterate(start_step)
+  def batch_at(self, step: int) -> pipeline.Batch:
+    """Process-local batch of global step `step` (deterministic)."""
+    return self.train_batch_fn(step)
+
+  def train_batches(self, start_step: int) -> pipeline.StepIterator:
+    return pipeline.training_iterator(
+        self.train_batch_fn, self.train_batch_fn.source, start_step,
+        self.config.get("data_workers"), self.config.get("data_prefetch", 2))
 
   # State --------------------------------------------------------------
   @functools.cached_property
@@ -588,6 +606,7 @@ class LiftingTask(loop.Task):
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     results = {}
+    protocol = self.config.get("eval", {}).get("scale_protocol", "rotation")
     for split in self.config.dataset.eval_splits:
       data = self.eval_data(split)
       if self.num_hypotheses > 1:
@@ -595,10 +614,17 @@ class LiftingTask(loop.Task):
             variables, data, source=f"{self.config.dataset.name}[{split}]")
         continue
       pred = self.predict(variables, data["keypoints_2d"])
-      errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True)
-      results[_split_name(split)] = metrics_lib.summarize(
-          errors, data.get("action"))
+      errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True,
+                                       scale_protocol=protocol)
+      results[_split_name(split)] = dict(metrics_lib.summarize(
+          errors, data.get("action")), scale_protocol=protocol)
     return results
+
+  def baseline_metrics(self) -> Dict[str, Dict[str, Any]]:
+    """The flat baseline (`flat_baseline`) of each evaluation split."""
+    return {_split_name(s): dict(flat_baseline(self.eval_data(s)),
+                                 name="flat pose, zero depth")
+            for s in self.config.dataset.eval_splits}
 
   def export_spec(self, state):
     variables = {"params": state.params, "batch_stats": state.batch_stats}

@@ -9,32 +9,49 @@ and its evaluator); this module runs it the same way for every method:
 * per-step randomness `fold_in(base_key, step)`, so a resumed run draws the
   same numbers as an uninterrupted one;
 * orbax checkpoints under `<workdir>/checkpoints/` (resume order: workdir,
-  then `config.init_checkpoint`, then from scratch);
-* clu writers (TensorBoard + console) and `<workdir>/metrics.jsonl`, plus
+  then `config.init_checkpoint`, then from scratch; the newest intact step
+  of each, `xsup.train.checkpoints`); a resumed run drops the metrics
+  records past its step and writes a missing final evaluation;
+* clu writers (TensorBoard) and `<workdir>/metrics.jsonl`, progress and
+  evaluation lines on the console (`xsup.train.report`), plus
   the task's image summaries every `config.image_every_steps` steps;
 * a stop with a clear message on non-finite losses or gradients, before any
   checkpoint of the broken state is written.
 """
 
 import abc
+import contextlib
 import json
 import os
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
+from grain import checkpoint as grain_checkpoint
 import jax
+from jax.experimental.compilation_cache import compilation_cache as cache_lib
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from xsup.data import pipeline
+from xsup.train import checkpoints
+from xsup.train import report
 from xsup.train import state as state_lib
 
 Metrics = Dict[str, jax.Array]
+
+
+def _clu():
+  """clu's `(metric_writers, periodic_actions)`, imported on first use: they
+  load TensorFlow (about 0.5 GB of memory), which a process that only
+  predicts or benchmarks steps does not need."""
+  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers
+  from clu import periodic_actions
+  # pylint: enable=g-import-not-at-top
+  return metric_writers, periodic_actions
 
 
 class Task(abc.ABC):
@@ -59,7 +76,12 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def train_batches(self, start_step: int) -> Iterator[pipeline.Batch]:
-    """Process-local numpy batches from global step `start_step` on."""
+    """Process-local numpy batches from global step `start_step` on.
+
+    A `pipeline.StepIterator` (or anything with its `get_state`,
+    `set_state`, `next_step` and `close`) is saved in every checkpoint and
+    restored on resume; a plain iterator resumes at the restored step.
+    """
 
   @abc.abstractmethod
   def evaluate(self, state: state_lib.TrainState) -> Dict[str, Dict[str, Any]]:
@@ -75,6 +97,11 @@ class Task(abc.ABC):
     """Fine-tuning start: takes parameters from a restored state dict."""
     return state.replace(params=restored["params"],
                          batch_stats=restored["batch_stats"])
+
+  def baseline_metrics(self) -> Dict[str, Dict[str, Any]]:
+    """Evaluation name -> metrics of a reference baseline (with its `name`),
+    shown next to the final results in the run summary (default: none)."""
+    return {}
 
   def summary_images(self, state: state_lib.TrainState
                      ) -> Dict[str, np.ndarray]:
@@ -149,55 +176,59 @@ def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh) -> None:
         f"of {mesh.size}")
 
 
-def checkpoint_manager(directory: str, max_to_keep: int = 3
-                       ) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                           create=True))
+# Checkpoint helpers (fall back to the newest intact step): see
+# `xsup.train.checkpoints`.
+checkpoint_manager = checkpoints.manager
+load_checkpoint_tree = checkpoints.load_checkpoint_tree
 
 
-def _abstract_with_shardings(abstract, shardings):
-  return jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      abstract, shardings)
+def _checkpointable(batches) -> bool:
+  return hasattr(batches, "get_state") and hasattr(batches, "set_state")
 
 
-def restore_state(manager: ocp.CheckpointManager, step: int, abstract,
-                  shardings):
-  """Restores `state` of checkpoint `step` into the abstract target."""
-  target = _abstract_with_shardings(abstract, shardings)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target)))
-  return restored["state"]
+def restore_input_state(manager: ocp.CheckpointManager, step: int, batches,
+                        start_step: int) -> None:
+  """Restores the input pipeline's position saved with checkpoint `step`.
 
-
-def load_checkpoint_tree(path: str) -> Tuple[Dict[str, Any], int]:
-  """Reads the latest (or given) checkpoint under `path` as a plain dict.
-
-  `path` is a workdir, its `checkpoints/` directory, or one step directory.
-  Returns `(state dict with params/batch_stats/..., step)`.
+  The saved state must belong to the same data, global batch size and seed
+  (`pipeline.StepIterator.set_state` checks) and point at the restored
+  train step. A run may resume on another number of processes. Checkpoints
+  without it (or plain batch generators) resume at `start_step`, which
+  gives the same batches (they depend on the step alone).
   """
-  path = os.path.abspath(os.path.expanduser(path))
-  candidates = [os.path.join(path, "checkpoints"), path]
-  for directory in candidates:
-    if not os.path.isdir(directory):
-      continue
-    manager = ocp.CheckpointManager(directory)
-    step = manager.latest_step()
-    if step is not None:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore()))
-      return restored["state"], step
-  parent, name = os.path.split(path)
-  if name.isdigit() and os.path.isdir(path):
-    manager = ocp.CheckpointManager(parent)
-    restored = manager.restore(int(name), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
-    return restored["state"], int(name)
-  raise FileNotFoundError(
-      f"No checkpoint found at {path!r} (looked for a workdir with "
-      "checkpoints/, a checkpoints directory, or a step directory)")
+  directory = os.path.join(os.fspath(manager.directory), str(step), "data")
+  if not _checkpointable(batches):
+    return
+  if not os.path.isdir(directory):
+    logging.info("Checkpoint step %d has no input-pipeline state; the data "
+                 "resumes at step %d", step, start_step)
+    return
+  name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+  try:
+    if os.path.exists(os.path.join(directory, name)):
+      manager.restore(step, args=ocp.args.Composite(
+          data=grain_checkpoint.CheckpointRestore(batches)))
+    else:
+      # Written by another number of processes. Every process saved the
+      # same global position (a batch depends on the step alone), so any
+      # of their states serves this process.
+      saved = sorted(f for f in os.listdir(directory)
+                     if f.startswith("process_") and f.endswith(".json"))
+      if not saved:
+        raise ValueError(f"{directory} holds no input-pipeline state "
+                         f"(expected {name})")
+      logging.info("%s was written by another number of processes (%s); "
+                   "resuming the input of %d processes from it", directory,
+                   saved[0], jax.process_count())
+      with open(os.path.join(directory, saved[0]), "rb") as f:
+        batches.set_state(f.read())
+  except pipeline.IteratorStateError as e:
+    raise pipeline.IteratorStateError(f"{directory}: {e}") from e
+  if batches.next_step != start_step:
+    raise ValueError(
+        f"{directory}: the input pipeline was saved at step "
+        f"{batches.next_step} but the train state at step {start_step}; "
+        "the checkpoint is inconsistent")
 
 
 class JsonlWriter:
@@ -214,6 +245,29 @@ class JsonlWriter:
     record.update({k: _to_json(v) for k, v in values.items()})
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
+
+  def drop_after(self, step: int) -> None:
+    """Removes the records past `step` (and unreadable lines, e.g. one cut
+    by a kill): a run resumed at `step` writes them again."""
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      try:
+        if int(json.loads(line)["step"]) <= step:
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except (ValueError, KeyError, TypeError):
+        pass
+    if len(kept) == len(lines):
+      return
+    logging.info("%s: dropped %d records past the resumed step %d",
+                 self.path, len(lines) - len(kept), step)
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(kept)
+    os.replace(tmp, self.path)
 
 
 def _to_json(value):
@@ -241,6 +295,23 @@ def write_eval(workdir: str, step: int, results: Dict[str, Dict[str, Any]],
         scalars[f"eval/{split}/{k}"] = v
   writer.write_scalars(step, scalars)
   jsonl.write(step, scalars)
+  report.evaluation(step, results)
+
+
+def eval_written(workdir: str, step: int) -> bool:
+  """Whether `eval/*_metrics.json` holds an evaluation of `step`."""
+  directory = os.path.join(workdir, "eval")
+  if not os.path.isdir(directory):
+    return False
+  for name in os.listdir(directory):
+    if name.endswith("_metrics.json"):
+      try:
+        with open(os.path.join(directory, name)) as f:
+          if json.load(f).get("step") == step:
+            return True
+      except (OSError, ValueError, AttributeError):
+        continue
+  return False
 
 
 def _check_finite(step: int, metrics: Dict[str, float],
@@ -260,67 +331,148 @@ def total_steps(config: ml_collections.ConfigDict, task: Task) -> int:
   return int(config.num_epochs * task.steps_per_epoch)
 
 
+# Seconds the processes of a multi-host run wait for each other to compile.
+COMPILE_BARRIER_TIMEOUT_S = 3600
+
+
+def compile_step(step_fn, *args):
+  """Compiles the jitted step for `args`; with several processes, then waits
+  until every process has compiled it.
+
+  The first step's collectives connect the processes with a short timeout
+  (tens of seconds); one process may compile much longer than another (a
+  compilation-cache hit on one host only, a busy host), so they meet at a
+  barrier of the coordination service first.
+  """
+  compiled = step_fn.lower(*args).compile()
+  if jax.process_count() > 1:
+    ocp.multihost.sync_global_processes(
+        "xsup_train_step_compiled", timeout=COMPILE_BARRIER_TIMEOUT_S)
+  return compiled
+
+
+def jit_train_step(task: Task, shardings):
+  """`task.train_step` jitted as `step(state, batch, key, extras)`.
+
+  The state (argument 0) is donated: its buffers are reused for the new
+  state, so one copy of parameters and optimiser state is alive, not two.
+  Batches arrive placed along "data" by `shard_batch`; the state is
+  replicated (`shardings`). Extra arguments (e.g. a frozen teacher) are
+  never donated.
+  """
+  return jax.jit(lambda s, b, k, e: task.train_step(s, b, k, **e),
+                 out_shardings=(shardings, state_lib.replicated(task.mesh)),
+                 donate_argnums=(0,))
+
+
+@contextlib.contextmanager
+def compilation_cache(config: ml_collections.ConfigDict, workdir: str):
+  """JAX's persistent compilation cache for one run (on by default).
+
+  A resumed or repeated run loads its compiled programs instead of
+  compiling them again. `config.compilation_cache=False` turns it off;
+  `config.compilation_cache_dir` (default `<workdir>/compilation_cache`)
+  places it. A cache directory the process already set (e.g.
+  `JAX_COMPILATION_CACHE_DIR`) is kept. Yields the directory used (None
+  when off); the previous setting is restored afterwards.
+  """
+  current = jax.config.jax_compilation_cache_dir
+  if not config.get("compilation_cache", True) or current:
+    if current:
+      logging.info("Persistent compilation cache: %s (set before)", current)
+    yield current or None
+    return
+  path = os.path.abspath(config.get("compilation_cache_dir") or
+                         os.path.join(workdir, "compilation_cache"))
+  logging.info("Persistent compilation cache: %s", path)
+  jax.config.update("jax_compilation_cache_dir", path)
+  cache_lib.reset_cache()  # Opens the cache at `path` on the next compile.
+  try:
+    yield path
+  finally:
+    jax.config.update("jax_compilation_cache_dir", current)
+    cache_lib.reset_cache()
+
+
 def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
                        workdir: str) -> state_lib.TrainState:
   """Trains `task` in `workdir`, resuming from its latest checkpoint."""
   os.makedirs(workdir, exist_ok=True)
+  with compilation_cache(config, workdir):
+    return _train_and_evaluate(task, config, workdir)
+
+
+def _train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
+                        workdir: str) -> state_lib.TrainState:
   mesh = task.mesh
   check_batch_size(config.batch_size, mesh)
   # Loads the training data now, outside any tracing of the state init.
   logging.info("%d steps per epoch", task.steps_per_epoch)
   root_key = jax.random.PRNGKey(config.seed)
   init_key, base_step_key = jax.random.split(root_key)
-  state, abstract, shardings = state_lib.create_sharded(
-      task.init_state, init_key, mesh)
+  abstract, shardings = state_lib.abstract_sharded(task.init_state, init_key,
+                                                   mesh)
   manager = checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                config.get("keep_checkpoints", 3))
-  latest = manager.latest_step()
-  if latest is not None:
+  resumed = checkpoints.restore_train_state(manager, abstract, shardings)
+  if resumed is not None:
+    state, latest = resumed
     logging.info("Resuming from %s step %d", manager.directory, latest)
-    state = restore_state(manager, latest, abstract, shardings)
-  elif config.get("init_checkpoint"):
-    restored, init_step = load_checkpoint_tree(config.init_checkpoint)
-    logging.info("Initialising from %s (step %d)", config.init_checkpoint,
-                 init_step)
-    state = jax.device_put(task.init_from_checkpoint(state, restored),
-                           shardings)
+  else:
+    latest = None
+    # Parameters are born where they live (abstract-first initialisation).
+    state = jax.jit(task.init_state, out_shardings=shardings)(init_key)
+    if config.get("init_checkpoint"):
+      restored, init_step = load_checkpoint_tree(config.init_checkpoint)
+      logging.info("Initialising from %s (step %d)", config.init_checkpoint,
+                   init_step)
+      state = jax.device_put(task.init_from_checkpoint(state, restored),
+                             shardings)
   start_step = int(jax.device_get(state.step))
+  batches = task.train_batches(start_step)
+  if latest is not None:
+    restore_input_state(manager, latest, batches, start_step)
   num_steps = total_steps(config, task)
 
-  # Batches arrive placed along "data" by `shard_batch`; the state is
-  # replicated. Extra arguments (e.g. a frozen teacher) are never donated.
   extras = task.step_extras()
-  step_fn = jax.jit(
-      lambda s, b, k, e: task.train_step(s, b, k, **e),
-      out_shardings=(shardings, state_lib.replicated(mesh)),
-      donate_argnums=(0,))
+  step_fn = jit_train_step(task, shardings)
 
   is_main = jax.process_index() == 0
+  metric_writers, periodic_actions = _clu()
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not is_main)
   jsonl = JsonlWriter(workdir, enabled=is_main)
+  jsonl.drop_after(start_step)
   log_every = config.get("log_every_steps", 50)
   ckpt_every = config.get("checkpoint_every_steps") or task.steps_per_epoch
   eval_every = config.get("eval_every_steps") or task.steps_per_epoch
   image_every = int(config.get("image_every_steps") or 0)
-  report = periodic_actions.ReportProgress(num_train_steps=num_steps,
-                                           writer=writer,
-                                           every_steps=log_every)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps,
+                                                    writer=writer,
+                                                    every_steps=log_every)
   pending = []
-  batches = task.train_batches(start_step)
   last_log, last_log_step = time.time(), start_step
   try:
     with metric_writers.ensure_flushes(writer):
       if start_step >= num_steps:
         logging.info("Already trained for %d steps", start_step)
+        if not eval_written(workdir, start_step):
+          # Stopped between the last checkpoint and the final evaluation.
+          logging.info("Writing the missing final evaluation of step %d",
+                       start_step)
+          write_eval(workdir, start_step, task.evaluate(state), writer,
+                     jsonl)
+      compiled = None
       for step in range(start_step, num_steps):
         batch = pipeline.shard_batch(next(batches), mesh)
-        state, metrics = step_fn(state, batch,
-                                 jax.random.fold_in(base_step_key, step), extras)
+        key = jax.random.fold_in(base_step_key, step)
+        if compiled is None:
+          compiled = compile_step(step_fn, state, batch, key, extras)
+        state, metrics = compiled(state, batch, key, extras)
         pending.append(metrics)
         done = step + 1
         is_last = done == num_steps
-        report(done)
+        report_progress(done)
         want_ckpt = done % ckpt_every == 0 or is_last
         if done % log_every == 0 or is_last or want_ckpt:
           summary = {k: float(np.mean([float(m[k]) for m in pending]))
@@ -331,13 +483,18 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
           summary["steps_per_second"] = (done - last_log_step) / max(
               now - last_log, 1e-9)
           last_log, last_log_step = now, done
+          report.progress(done, num_steps, summary["steps_per_second"],
+                          summary)
           writer.write_scalars(done, {f"train/{k}": v
                                       for k, v in summary.items()})
           jsonl.write(done, {f"train/{k}": v for k, v in summary.items()})
         if want_ckpt:
-          manager.save(done, args=ocp.args.Composite(
+          items = dict(
               state=ocp.args.StandardSave(state),
-              meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort()))))
+              meta=ocp.args.JsonSave(json.loads(config.to_json_best_effort())))
+          if _checkpointable(batches):
+            items["data"] = grain_checkpoint.CheckpointSave(batches)
+          manager.save(done, args=ocp.args.Composite(**items))
         if done % eval_every == 0 or is_last:
           write_eval(workdir, done, task.evaluate(state), writer, jsonl)
         if image_every > 0 and (done % image_every == 0 or is_last):
@@ -348,6 +505,8 @@ def train_and_evaluate(task: Task, config: ml_collections.ConfigDict,
     # Let a pending asynchronous save complete even when training fails, so
     # the last good checkpoint is never lost.
     manager.wait_until_finished()
+    if hasattr(batches, "close"):
+      batches.close()
   return state
 
 
@@ -382,6 +541,7 @@ def evaluate_only(task: Task, config: ml_collections.ConfigDict,
   """`--mode eval`: evaluates the latest checkpoint, writes eval files."""
   state, step = restore_latest(task, config, workdir)
   results = task.evaluate(state)
+  metric_writers, _ = _clu()
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
   with metric_writers.ensure_flushes(writer):

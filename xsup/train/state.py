@@ -30,6 +30,15 @@ def replicated(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
+def abstract_sharded(init_fn: Callable[[jax.Array], PyTree], key: jax.Array,
+                     mesh: jax.sharding.Mesh):
+  """`(abstract_state, shardings)` of `init_fn(key)` without computing it
+  (`jax.eval_shape`); the state is replicated over `mesh`."""
+  abstract = jax.eval_shape(init_fn, key)
+  shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
+  return abstract, shardings
+
+
 def create_sharded(init_fn: Callable[[jax.Array], PyTree], key: jax.Array,
                    mesh: jax.sharding.Mesh):
   """Initialises `init_fn(key)` directly where it lives (replicated).
@@ -40,8 +49,7 @@ def create_sharded(init_fn: Callable[[jax.Array], PyTree], key: jax.Array,
   Returns:
     `(state, abstract_state, shardings)`.
   """
-  abstract = jax.eval_shape(init_fn, key)
-  shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
+  abstract, shardings = abstract_sharded(init_fn, key, mesh)
   state = jax.jit(init_fn, out_shardings=shardings)(key)
   return state, abstract, shardings
 

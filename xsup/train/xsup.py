@@ -55,11 +55,8 @@ and first-evaluation-split examples (view 0).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import json
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 import jax
@@ -70,13 +67,16 @@ import optax
 
 from xsup import evaluate as evaluate_lib
 from xsup import skeleton as skel
+from xsup.data import builder_configs
 from xsup.data import pipeline
+from xsup.data import sources
 from xsup.data.synthetic import poses as poses_lib
 from xsup.geometry import patch as patch_lib
 from xsup.losses import xsup as losses
 from xsup.models import detector as detector_lib
 from xsup.models import discriminator as discriminator_lib
 from xsup.models import physique as physique_lib
+from xsup.models import precision
 from xsup.models import render
 from xsup.train import loop
 from xsup.train import state as state_lib
@@ -88,7 +88,6 @@ TARGET_TERMS = ("mask", "physique", "symmetry", "generator", "discriminator")
 LOSS_TERMS = ("synthetic",) + TARGET_TERMS
 
 _H18 = skel.H36M18
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 Batch = pipeline.Batch
 
@@ -133,47 +132,20 @@ def sample_real_poses(rng: np.random.Generator, num: int,
 # Data.
 
 
-def _override_name(base: str, overrides: Dict[str, Any]) -> str:
-  digest = hashlib.sha1(json.dumps(overrides, sort_keys=True,
-                                   default=str).encode()).hexdigest()[:8]
-  return f"{base}_{digest}"
+# The builder config (name, or a config object with
+# `data_config.builder_overrides` applied); see `xsup.data.builder_configs`.
+builder_config = builder_configs.resolve
 
 
-def builder_config(data_config: ml_collections.ConfigDict):
-  """The builder config (name, or a config object with overrides).
-
-  `data_config.builder_overrides` (field -> value) replaces fields of the
-  named builder config, e.g. subjects or frame counts; the result gets a
-  name derived from the overrides so prepared data never collides with the
-  plain config's.
-  """
-  overrides = dict(data_config.get("builder_overrides") or {})
-  if not overrides:
-    return data_config.config
-  cls = pipeline.builder_module(data_config.name).Builder
-  configs = {c.name: c for c in cls.BUILDER_CONFIGS}
-  if data_config.config not in configs:
-    raise ValueError(f"Dataset {data_config.name}: unknown config "
-                     f"{data_config.config!r}; known: {sorted(configs)}")
-  base = configs[data_config.config]
-  fields = {f.name for f in dataclasses.fields(base)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ValueError(f"Dataset {data_config.name}/{data_config.config}: "
-                     f"builder_overrides {unknown} are not config fields")
-  values = {k: tuple(v) if isinstance(v, list) else v
-            for k, v in overrides.items()}
-  return dataclasses.replace(base, name=_override_name(base.name, values),
-                             **values)
-
-
-def load_image_split(data_config: ml_collections.ConfigDict,
-                     split: str) -> Batch:
-  """Reads split `split` of the image dataset described by `data_config`."""
-  return pipeline.load_split(data_config.name, split,
-                             builder_config(data_config),
-                             data_config.get("data_dir"),
-                             data_config.get("manual_dir"))
+def open_image_split(data_config: ml_collections.ConfigDict, split: str,
+                     features: Optional[Sequence[str]] = None
+                     ) -> sources.TfdsSource:
+  """Split `split` of the image dataset `data_config`, prepared (if needed)
+  and streamed from disk (`features`: those to read; default all)."""
+  builder = sources.prepare(data_config.name, builder_config(data_config),
+                            data_config.get("data_dir"),
+                            data_config.get("manual_dir"))
+  return sources.TfdsSource(builder, split, features)
 
 
 def _require(data: Batch, fields: Sequence[str], where: str) -> None:
@@ -198,12 +170,22 @@ def _images(data: Batch, remove_background: bool, where: str) -> np.ndarray:
   return image
 
 
-def prepare_target(data: Batch, remove_background: bool,
-                   where: str = "target train split") -> Batch:
-  """Training arrays of the target domain: images and person masks only."""
+def _flat_views(a: np.ndarray) -> np.ndarray:
+  """`[N, V, ...]` -> `[N * V, ...]`, example-major (entry n * V + v)."""
+  return a.reshape((-1,) + a.shape[2:])
+
+
+def target_batch(data: Batch, remove_background: bool,
+                 where: str = "target train split") -> Batch:
+  """Step inputs of the target domain: its images and person masks only.
+
+  Returns `target_image` `[N * V, S, S, 3]` and `target_mask`
+  `[N * V, S, S, 1]` uint8, views flattened example-major.
+  """
   _require(data, ("image", "mask"), where)
-  return {"image": _images(data, remove_background, where),
-          "mask": np.asarray(data["mask"], np.uint8)}
+  return {"target_image": _flat_views(_images(data, remove_background,
+                                              where)),
+          "target_mask": _flat_views(np.asarray(data["mask"], np.uint8))}
 
 
 def synthetic_joints(data: Batch, image_size: int, rect_3d_mm: float,
@@ -235,26 +217,108 @@ def synthetic_joints(data: Batch, image_size: int, rect_3d_mm: float,
   return patch_lib.normalise_patch_joints(j2d, depth, image_size, rect), rect
 
 
-def prepare_synthetic(data: Batch, remove_background: bool,
-                      rect_3d_mm: float, where: str = "synthetic split"
-                      ) -> Batch:
-  """Training arrays of the labelled domain: images and joint targets."""
+def synthetic_batch(data: Batch, remove_background: bool, rect_3d_mm: float,
+                    where: str = "synthetic split") -> Batch:
+  """Step inputs of the labelled domain: `synthetic_image`
+  `[N * V, S, S, 3]` uint8 and `synthetic_joints` `[N * V, 18, 3]`
+  normalised patch coordinates."""
   image = _images(data, remove_background, where)
-  joints, rect = synthetic_joints(data, image.shape[2], rect_3d_mm, where)
-  return {"image": image, "joints": joints, "rect_mm": rect}
+  joints, _ = synthetic_joints(data, image.shape[2], rect_3d_mm, where)
+  return {"synthetic_image": _flat_views(image),
+          "synthetic_joints": _flat_views(joints)}
 
 
-def mean_pose_mm(prepared_synthetic: Batch) -> np.ndarray:
-  """`[18, 3]` mean root-relative pose of the labelled domain (mm).
+def synthetic_features(available: Sequence[str], remove_background: bool
+                       ) -> Tuple[str, ...]:
+  """The features of a labelled split that training reads."""
+  wanted = ["image", "joints_2d_patch"]
+  if remove_background:
+    wanted.append("mask")
+  if "joints_depth" in available:
+    wanted.append("joints_depth")
+  else:
+    wanted += ["joints_3d_camera", "affine", "focal"]
+  return tuple(f for f in wanted if f in available)
+
+
+def mean_pose_mm(data: Batch, image_size: int, rect_3d_mm: float,
+                 where: str = "synthetic split") -> np.ndarray:
+  """`[18, 3]` mean root-relative pose of labelled examples (mm).
 
   Normalised targets times (rect / 2, rect / 2, rect) per sample: camera
   axes, x and y at the pelvis depth.
   """
-  joints = prepared_synthetic["joints"].astype(np.float64)
-  rect = prepared_synthetic["rect_mm"].astype(np.float64)[..., None, None]
-  mm = joints * rect * np.array([0.5, 0.5, 1.0])
+  joints, rect = synthetic_joints(data, image_size, rect_3d_mm, where)
+  joints = joints.astype(np.float64)
+  mm = joints * rect.astype(np.float64)[..., None, None] * np.array(
+      [0.5, 0.5, 1.0])
   mm = mm - mm[..., :1, :]
   return mm.reshape(-1, *mm.shape[-2:]).mean(0)
+
+
+BASELINE_EXAMPLES = 4096  # Labelled examples averaged by `baseline_pose`.
+
+
+def eval_batch(data: Batch, remove_background: bool,
+               where: str = "evaluation split") -> Batch:
+  """An evaluation chunk: `image` with the background removed (when
+  configured), every label kept, `mask` dropped."""
+  out = {k: v for k, v in data.items() if k not in ("image", "mask")}
+  out["image"] = _images(data, remove_background, where)
+  return out
+
+
+class _Subset:
+  """Examples `indices` of a source, as a source."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self.source, self.indices = source, np.asarray(indices)
+    self.description = source.description
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def read(self, indices: Sequence[int]) -> Batch:
+    return self.source.read(self.indices[np.asarray(indices, np.int64)])
+
+
+class StepBatches:
+  """Picklable `global step -> process-local batch` of the XSup step.
+
+  The target and synthetic batches come from their sources and samplers;
+  the discriminator's real poses (when it trains) are drawn per global step
+  from `(seed, step)`, each process keeping its rows, so a batch depends on
+  the step alone (any number of processes or grain workers, any resume
+  point).
+  """
+
+  def __init__(self, target: pipeline.SourceBatches,
+               synthetic: pipeline.SourceBatches,
+               real_poses_per_step: int = 0, seed: int = 0,
+               pitch_range_deg: Sequence[float] = (0.0, 15.0)):
+    self.target = target
+    self.synthetic = synthetic
+    self.real_poses_per_step = int(real_poses_per_step)
+    self.seed = int(seed)
+    self.pitch_range_deg = tuple(pitch_range_deg)
+
+  def __call__(self, step: int) -> Batch:
+    batch = dict(self.target(step))
+    batch.update(self.synthetic(step))
+    if self.real_poses_per_step:
+      rng = np.random.default_rng([self.seed, 0x5EA1, int(step)])
+      real = sample_real_poses(rng, self.real_poses_per_step,
+                               self.pitch_range_deg)
+      sampler = self.target.sampler
+      local = self.real_poses_per_step // sampler.process_count
+      start = sampler.process_index * local
+      batch["real_poses"] = real[start:start + local]
+    return batch
+
+  def identity(self) -> Dict[str, Any]:
+    return {"target": self.target.identity(),
+            "synthetic": self.synthetic.identity(),
+            "real_poses_per_step": self.real_poses_per_step}
 
 
 # ---------------------------------------------------------------------------
@@ -275,12 +339,9 @@ def detector_kwargs(model_config: ml_collections.ConfigDict
 
 def build_models(model_config: ml_collections.ConfigDict):
   """(detector, physique network, discriminator) flax modules."""
-  dtype = model_config.get("dtype", "float32")
-  if dtype not in _DTYPES:
-    raise ValueError(f"config.model.dtype={dtype!r}; known: "
-                     f"{sorted(_DTYPES)}")
+  dtype = precision.compute_dtype(model_config.get("dtype", "float32"))
   det = detector_lib.IntegralDetector(**detector_kwargs(model_config),
-                                      dtype=_DTYPES[dtype])
+                                      dtype=dtype)
   phys = physique_lib.PhysiqueNet(
       features=tuple(model_config.physique_features))
   disc = discriminator_lib.build_discriminator(
@@ -388,42 +449,77 @@ class XSupTask(loop.Task):
                        f" expected one of {evaluate_lib.EVAL_PROTOCOLS}")
     self._raw_train = dict(train_data or {})
     self._raw_eval = dict(eval_data or {})
-    self._eval_sets: Dict[str, Batch] = {}
+    self._eval_sources: Dict[str, Any] = {}
 
   # Data ---------------------------------------------------------------
-  @functools.cached_property
-  def target_train(self) -> Batch:
-    raw = self._raw_train.pop("target", None)
-    if raw is None:
-      raw = load_image_split(self.config.dataset,
-                             self.config.dataset.train_split)
-    return prepare_target(raw, self.config.dataset.remove_background,
-                          f"{self.config.dataset.name} split "
-                          f"{self.config.dataset.train_split!r}")
+  def _source(self, data_config: ml_collections.ConfigDict, split: str,
+              raw: Optional[Batch],
+              features: Optional[Sequence[str]] = None):
+    """In-memory `raw` arrays when given, else the streamed split; checks
+    that it has `features`."""
+    if raw is not None:
+      keep = {k: v for k, v in raw.items()
+              if features is None or k in features}
+      source = sources.ArraySource(keep, f"arrays of {data_config.name} "
+                                   f"split {split!r}")
+    else:
+      source = open_image_split(data_config, split, features)
+    _require(source.feature_shapes, features or (), source.description)
+    return source
 
   @functools.cached_property
-  def synthetic_train(self) -> Batch:
+  def target_source(self):
+    """The target domain's training split (images and masks only)."""
+    return self._source(self.config.dataset, self.config.dataset.train_split,
+                        self._raw_train.get("target"), ("image", "mask"))
+
+  @functools.cached_property
+  def synthetic_source(self):
+    """The labelled domain's split (images and joint labels)."""
     cfg = self.config.synthetic
-    raw = self._raw_train.pop("synthetic", None)
-    if raw is None:
-      raw = load_image_split(cfg, cfg.split)
-    return prepare_synthetic(raw, cfg.remove_background, cfg.rect_3d_mm,
-                             f"{cfg.name} split {cfg.split!r}")
+    raw = self._raw_train.get("synthetic")
+    if raw is not None:
+      available = list(raw)
+    else:
+      available = list(open_image_split(cfg, cfg.split).feature_shapes)
+    return self._source(cfg, cfg.split, raw,
+                        synthetic_features(available, cfg.remove_background))
+
+  def _image_shape(self, source, where: str) -> Tuple[int, ...]:
+    """`(V, S, S, 3)` of `source`'s examples (read from its first example
+    when the feature leaves V free, e.g. splits with different views)."""
+    shape = tuple(source.feature_shapes.get("image") or ())
+    if shape and None in shape:
+      shape = tuple(np.shape(source.read([0])["image"])[1:])
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]:
+      raise ValueError(f"{where}: image must be [V, S, S, 3] per example "
+                       f"(square patches), got {shape}")
+    return shape
+
+  @functools.cached_property
+  def _target_shape(self) -> Tuple[int, ...]:
+    return self._image_shape(self.target_source,
+                             self.target_source.description)
 
   @property
   def image_size(self) -> int:
-    return int(self.target_train["image"].shape[2])
+    return int(self._target_shape[1])
 
   @property
   def num_views(self) -> int:
     """V of the target domain (views of one example)."""
-    return int(self.target_train["image"].shape[1])
+    return int(self._target_shape[0])
+
+  @functools.cached_property
+  def synthetic_views(self) -> int:
+    return int(self._image_shape(self.synthetic_source,
+                                 self.synthetic_source.description)[0])
 
   @property
   def synthetic_batch_size(self) -> int:
     """Synthetic examples per global step (default: B * V / V_synthetic)."""
     size = int(self.config.synthetic.get("batch_size") or 0)
-    views = int(self.synthetic_train["image"].shape[1])
+    views = self.synthetic_views
     if not size:
       if (self.config.batch_size * self.num_views) % views:
         raise ValueError(
@@ -436,35 +532,42 @@ class XSupTask(loop.Task):
                        f"must split into {self.num_views} view groups")
     return size
 
-  def eval_data(self, split: str) -> Batch:
-    if split not in self._eval_sets:
-      raw = self._raw_eval.get(split)
-      if raw is None:
-        raw = load_image_split(self.config.dataset, split)
-      where = f"{self.config.dataset.name} split {split!r}"
-      _require(raw, ("joints_3d_camera", "joints_2d_patch", "affine",
-                     "focal", "center"), where)
-      data = {k: v for k, v in raw.items() if k not in ("image", "mask")}
-      data["image"] = _images(raw, self.config.dataset.remove_background,
-                              where)
-      self._eval_sets[split] = data
-    return self._eval_sets[split]
+  def eval_source(self, split: str):
+    """Evaluation split `split` of the target domain (streamed)."""
+    if split not in self._eval_sources:
+      self._eval_sources[split] = self._source(
+          self.config.dataset, split, self._raw_eval.get(split))
+    return self._eval_sources[split]
 
   @functools.cached_property
-  def _iterators(self) -> Tuple[pipeline.EpochIterator,
-                                pipeline.EpochIterator]:
-    target = pipeline.EpochIterator(self.target_train,
-                                    self.config.batch_size,
-                                    seed=self.config.seed)
-    synthetic = pipeline.EpochIterator(
-        {"image": self.synthetic_train["image"],
-         "joints": self.synthetic_train["joints"]},
-        self.synthetic_batch_size, seed=self.config.seed + 1)
-    return target, synthetic
+  def step_batches(self) -> StepBatches:
+    """The picklable batch of each global step (see `batch_at`)."""
+    cfg = self.config
+    target = pipeline.SourceBatches(
+        self.target_source,
+        pipeline.GlobalBatchSampler(len(self.target_source), cfg.batch_size,
+                                    seed=cfg.seed),
+        functools.partial(target_batch,
+                          remove_background=cfg.dataset.remove_background,
+                          where=self.target_source.description))
+    synthetic = pipeline.SourceBatches(
+        self.synthetic_source,
+        pipeline.GlobalBatchSampler(len(self.synthetic_source),
+                                    self.synthetic_batch_size,
+                                    seed=cfg.seed + 1,
+                                    setting="config.synthetic.batch_size"),
+        functools.partial(synthetic_batch,
+                          remove_background=cfg.synthetic.remove_background,
+                          rect_3d_mm=cfg.synthetic.rect_3d_mm,
+                          where=self.synthetic_source.description))
+    real = (cfg.batch_size * self.num_views
+            if self.weights["discriminator"] > 0 else 0)
+    return StepBatches(target, synthetic, real, cfg.seed,
+                       tuple(cfg.prior.pitch_range_deg))
 
   @property
   def steps_per_epoch(self) -> int:
-    return self._iterators[0].steps_per_epoch
+    return self.step_batches.target.sampler.steps_per_epoch
 
   def batch_at(self, step: int) -> Batch:
     """Process-local batch of global step `step` (deterministic).
@@ -475,40 +578,23 @@ class XSupTask(loop.Task):
       uint8, synthetic_image `[B_s * V_s, S, S, 3]` uint8,
       synthetic_joints `[B_s * V_s, 18, 3]` normalised patch coordinates and,
       when the discriminator trains, real_poses `[B * V, 18, 3]` metres
-      (discriminator space).
+      (discriminator space). B are this process's rows of the global batch.
     """
-    target, synthetic = self._iterators
-    t = target.batch_at(step)
-    s = synthetic.batch_at(step)
-    flat = lambda a: a.reshape((-1,) + a.shape[2:])
-    batch = {"target_image": flat(t["image"]), "target_mask": flat(t["mask"]),
-             "synthetic_image": flat(s["image"]),
-             "synthetic_joints": flat(s["joints"])}
-    if self.weights["discriminator"] > 0:
-      # The real poses are drawn per global step, each host keeping its
-      # slice, so a resumed run sees the same ones.
-      per_step = self.config.batch_size * self.num_views
-      rng = np.random.default_rng([self.config.seed, 0x5EA1, step])
-      real = sample_real_poses(rng, per_step,
-                               tuple(self.config.prior.pitch_range_deg))
-      local = per_step // jax.process_count()
-      batch["real_poses"] = real[jax.process_index() * local:
-                                 (jax.process_index() + 1) * local]
-    return batch
+    return self.step_batches(step)
 
-  def train_batches(self, start_step: int) -> Iterator[Batch]:
-    step = start_step
-    while True:
-      yield self.batch_at(step)
-      step += 1
+  def train_batches(self, start_step: int) -> pipeline.StepIterator:
+    return pipeline.training_iterator(
+        self.step_batches, self.target_source, start_step,
+        self.config.get("data_workers"), self.config.get("data_prefetch", 2))
 
   # State --------------------------------------------------------------
   @functools.cached_property
   def adam(self) -> optax.GradientTransformation:
-    """Adam's moment scaling (b1, b2); the learning rate is applied in the
+    """Adam's moment scaling (b1, b2, eps); the learning rate is applied in the
     step (`milestone_learning_rate`), so both optimisers share it."""
     opt = self.config.optimizer
-    return optax.scale_by_adam(b1=opt.b1, b2=opt.b2)
+    return optax.scale_by_adam(b1=opt.b1, b2=opt.b2,
+                               eps=opt.get("eps", 1e-8))
 
   def init_state(self, key: jax.Array) -> state_lib.TrainState:
     size = self.image_size
@@ -813,25 +899,64 @@ class XSupTask(loop.Task):
 
   @functools.cached_property
   def baseline_pose(self) -> np.ndarray:
-    """`[18, 3]` mean root-relative pose of the labelled domain (mm)."""
-    return mean_pose_mm(self.synthetic_train)
+    """`[18, 3]` mean root-relative pose of the labelled domain (mm), over
+    up to `BASELINE_EXAMPLES` evenly spaced examples of its split."""
+    source = self.synthetic_source
+    n = len(source)
+    idx = np.unique(np.linspace(0, n - 1, min(n, BASELINE_EXAMPLES)).astype(
+        np.int64))
+    data = sources.read_all(_Subset(source, idx), chunk=256)
+    size = self._image_shape(source, source.description)[1]
+    return mean_pose_mm(data, size, self.config.synthetic.rect_3d_mm,
+                        source.description)
 
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params["detector"],
                  "batch_stats": state.batch_stats["detector"]}
-    return {split: self.evaluate_split(variables, self.eval_data(split))
+    return {split: self.evaluate_split(variables, split)
             for split in self.config.dataset.eval_splits}
 
-  def evaluate_split(self, variables, data: Batch) -> Dict[str, Any]:
-    """Metrics of one prepared evaluation split
-    (`xsup.evaluate.evaluate_image_predictions` of `predict`'s output)."""
-    images = data["image"]
-    n, v = images.shape[0], images.shape[1]
-    pred = self.predict(variables, images.reshape((-1,) + images.shape[2:]))
-    pred = pred.reshape((n, v) + pred.shape[1:])
+  def predict_split(self, variables, split: str) -> Tuple[np.ndarray, Batch]:
+    """Streams evaluation split `split` through the detector.
+
+    Chunks of `config.eval_batch_size` images (whole examples) are read,
+    predicted and dropped; only predictions and labels are kept.
+
+    Returns:
+      `(pred, labels)`: `[N, V, K, 18, 3]` normalised patch coordinates,
+      and every feature of the split but `image` and `mask`.
+    """
+    source = self.eval_source(split)
+    views, size = self._image_shape(source, source.description)[:2]
+    chunk = max(1, int(self.config.get("eval_batch_size") or 64) // views)
+    transform = functools.partial(
+        eval_batch, remove_background=self.config.dataset.remove_background,
+        where=source.description)
+    preds, labels = [], []
+    for batch, valid in pipeline.eval_chunks(source, chunk, transform):
+      images = batch.pop("image")
+      pred = self.predict(variables, _flat_views(images))
+      preds.append(pred.reshape(images.shape[:2] + pred.shape[1:])[:valid])
+      labels.append({k: v[:valid] for k, v in batch.items()})
+    labels = {k: np.concatenate([part[k] for part in labels])
+              for k in labels[0]}
+    labels["image_size"] = size
+    return np.concatenate(preds), labels
+
+  def score_split(self, pred: np.ndarray, labels: Batch) -> Dict[str, Any]:
+    """Metrics of predictions `[N, V, K, 18, 3]` of a split's `labels`
+    (`xsup.evaluate.evaluate_image_predictions`)."""
+    labels = dict(labels)
+    size = int(labels.pop("image_size", 0)) or int(
+        np.shape(labels.get("image"))[2])
     return evaluate_lib.evaluate_image_predictions(
-        pred, data, self.baseline_pose, protocol=self.eval_protocol,
-        swap=bool(self.config.get("eval_swap_left_right", True)))
+        pred, labels, self.baseline_pose, protocol=self.eval_protocol,
+        swap=bool(self.config.get("eval_swap_left_right", True)),
+        image_size=size)
+
+  def evaluate_split(self, variables, split: str) -> Dict[str, Any]:
+    """Metrics of the detector on evaluation split `split`."""
+    return self.score_split(*self.predict_split(variables, split))
 
   # Image summaries ----------------------------------------------------
   @functools.cached_property
@@ -841,27 +966,35 @@ class XSupTask(loop.Task):
     configured, first-evaluation-split examples)."""
     num = xsup_summaries.SUMMARY_EXAMPLES
     size = self.image_size
-    target = self.target_train
+    cfg = self.config
+
+    def first(source):
+      return source.read(range(min(num, len(source))))
+
+    raw = first(self.target_source)
+    images = _images(raw, cfg.dataset.remove_background,
+                     self.target_source.description)
     groups = [xsup_summaries.SummaryExamples(
-        "target_train", target["image"][:num, 0],
-        target["mask"][:num, 0, ..., 0].astype(np.float32) / 255.0, None,
-        np.full(len(target["image"][:num]), self.config.dataset.rect_3d_mm,
-                np.float32))]
-    synthetic = self.synthetic_train
+        "target_train", images[:, 0],
+        np.asarray(raw["mask"])[:, 0, ..., 0].astype(np.float32) / 255.0,
+        None, np.full(len(images), cfg.dataset.rect_3d_mm, np.float32))]
+    raw = first(self.synthetic_source)
+    images = _images(raw, cfg.synthetic.remove_background,
+                     self.synthetic_source.description)
+    labels, rect = synthetic_joints(raw, images.shape[2],
+                                    cfg.synthetic.rect_3d_mm)
     groups.append(xsup_summaries.SummaryExamples(
-        "synthetic", synthetic["image"][:num, 0], None,
-        synthetic["joints"][:num, 0], synthetic["rect_mm"][:num, 0]))
-    splits = tuple(self.config.dataset.eval_splits)
+        "synthetic", images[:, 0], None, labels[:, 0], rect[:, 0]))
+    splits = tuple(cfg.dataset.eval_splits)
     if splits:
-      data = self.eval_data(splits[0])
-      part = {k: np.asarray(data[k])[:num] for k in
-              ("joints_2d_patch", "joints_3d_camera", "affine", "focal")}
-      labels, rect = synthetic_joints(
-          part, size, self.config.dataset.rect_3d_mm,
-          f"{self.config.dataset.name} split {splits[0]!r}")
+      source = self.eval_source(splits[0])
+      data = first(source)
+      labels, rect = synthetic_joints(data, size, cfg.dataset.rect_3d_mm,
+                                      source.description)
+      images = _images(data, cfg.dataset.remove_background,
+                       source.description)
       groups.append(xsup_summaries.SummaryExamples(
-          f"eval_{splits[0]}", data["image"][:num, 0], None, labels[:, 0],
-          rect[:, 0]))
+          f"eval_{splits[0]}", images[:, 0], None, labels[:, 0], rect[:, 0]))
     return tuple(groups)
 
   @functools.cached_property

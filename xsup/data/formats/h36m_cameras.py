@@ -8,10 +8,14 @@ rotating camera axes into world axes) and its centre in the world (mm).
 (`x_cam = rot @ x_world + trans`).
 
 Subjects S2, S3 and S4 have no published extrinsics and are not listed.
+Cameras of other subjects (other captures written in VideoPose3D's format)
+come from a JSON file with the same fields (`load_cameras_file`).
 """
 
+import json
+import os
 import re
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -211,6 +215,26 @@ class Camera(NamedTuple):
   res: Tuple[int, int]
 
 
+def _make_camera(intr: Intrinsics, ext: Extrinsics, units: str) -> Camera:
+  """The `Camera` of published-style intrinsics and extrinsics."""
+  if units not in ("m", "mm"):
+    raise ValueError(f"units must be 'm' or 'mm', got {units!r}")
+  orientation = rotations.quaternion_to_matrix(
+      np.asarray(ext.orientation, np.float32))
+  position = np.asarray(ext.translation, np.float32)
+  if units == "m":
+    position = position / 1000.0
+  rot, trans = camera_lib.extrinsics_from_pose(orientation, position)
+  return Camera(
+      rot=np.asarray(rot, np.float32),
+      trans=np.asarray(trans, np.float32),
+      focal=np.asarray(intr.focal_length, np.float32),
+      center=np.asarray(intr.center, np.float32),
+      radial=np.asarray(intr.radial_distortion, np.float32),
+      tangential=np.asarray(intr.tangential_distortion, np.float32),
+      res=(intr.res_w, intr.res_h))
+
+
 def camera(subject: str, index: int, units: str = "m") -> Camera:
   """The calibrated camera `index` (0-3) of `subject`.
 
@@ -227,24 +251,7 @@ def camera(subject: str, index: int, units: str = "m") -> Camera:
   if not 0 <= index < NUM_CAMERAS:
     raise ValueError(f"Human3.6M camera index must be in 0..{NUM_CAMERAS - 1},"
                      f" got {index}")
-  if units not in ("m", "mm"):
-    raise ValueError(f"units must be 'm' or 'mm', got {units!r}")
-  ext = EXTRINSICS[subject][index]
-  intr = INTRINSICS[index]
-  orientation = rotations.quaternion_to_matrix(
-      np.asarray(ext.orientation, np.float32))
-  position = np.asarray(ext.translation, np.float32)
-  if units == "m":
-    position = position / 1000.0
-  rot, trans = camera_lib.extrinsics_from_pose(orientation, position)
-  return Camera(
-      rot=np.asarray(rot, np.float32),
-      trans=np.asarray(trans, np.float32),
-      focal=np.asarray(intr.focal_length, np.float32),
-      center=np.asarray(intr.center, np.float32),
-      radial=np.asarray(intr.radial_distortion, np.float32),
-      tangential=np.asarray(intr.tangential_distortion, np.float32),
-      res=(intr.res_w, intr.res_h))
+  return _make_camera(INTRINSICS[index], EXTRINSICS[subject][index], units)
 
 
 def cameras(subjects: Optional[Sequence[str]] = None, units: str = "m"
@@ -275,3 +282,136 @@ def canonical_action(name: str) -> str:
     raise ValueError(f"Unknown Human3.6M action {name!r}; expected one of "
                      f"{ACTIONS} optionally followed by a take number")
   return base
+
+
+def action_label(name: str) -> str:
+  """The per-action table label of a sequence name: any name is accepted.
+
+  The Human3.6M actions (with take numbers and spelling variants) map to
+  their canonical names as in `canonical_action`; any other name (motion
+  of other captures written in this format) is its own action, kept as it
+  is (surrounding spaces removed).
+  """
+  try:
+    return canonical_action(name)
+  except ValueError:
+    label = name.strip()
+    if not label:
+      raise ValueError("Empty action name") from None
+    return label
+
+
+# Fields of one camera in a cameras file: name -> (length or None for a
+# scalar, required). The published table's fields; distortion may be left
+# out (no distortion).
+_CAMERA_FIELDS: Dict[str, Tuple[Optional[int], bool]] = {
+    "id": (None, False),
+    "center": (2, True),
+    "focal_length": (2, True),
+    "radial_distortion": (3, False),
+    "tangential_distortion": (2, False),
+    "res_w": (None, True),
+    "res_h": (None, True),
+    "azimuth": (None, False),
+    "orientation": (4, True),
+    "translation": (3, True),
+}
+
+CAMERAS_FILE_FORMAT = """\
+A cameras file is JSON: {"<subject>": [<camera>, ...], ...}, one entry per
+camera in the order of the 2D file's per-camera lists, each with the fields
+of the published Human3.6M calibration: "center" [cx, cy] and
+"focal_length" [fx, fy] (pixels), "res_w", "res_h" (pixels), "orientation"
+(unit quaternion [w, x, y, z] rotating camera axes into world axes),
+"translation" (camera centre in the world, mm), and optionally
+"radial_distortion" [k1, k2, k3], "tangential_distortion" [p1, p2] (zeros
+when absent), "id" and "azimuth"."""
+
+
+def _field(entry: Dict[str, Any], name: str, where: str):
+  """Validated value of field `name` of one camera entry (None if absent)."""
+  length, required = _CAMERA_FIELDS[name]
+  if name not in entry:
+    if required:
+      raise ValueError(f"{where}: missing field {name!r}.\n"
+                       f"{CAMERAS_FILE_FORMAT}")
+    return None
+  value = entry[name]
+  if name == "id":
+    return str(value)
+  try:
+    arr = np.asarray(value, np.float64)
+  except (TypeError, ValueError):
+    arr = None
+  shape = () if length is None else (length,)
+  if arr is None or arr.shape != shape or not np.all(np.isfinite(arr)):
+    expected = ("a finite number" if length is None else
+                f"a list of {length} finite numbers")
+    raise ValueError(f"{where}: field {name!r} must be {expected}, got "
+                     f"{value!r}")
+  return arr
+
+
+def load_cameras_file(path: str, units: str = "m") -> Dict[str, List[Camera]]:
+  """Reads a JSON cameras file (format: `CAMERAS_FILE_FORMAT`).
+
+  Args:
+    path: the file.
+    units: "m" or "mm", units of each camera's `trans`.
+  Returns:
+    subject -> list of `Camera` (one per camera, in file order).
+  Raises:
+    FileNotFoundError, ValueError: naming the file, subject, camera and
+      field.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Cameras file not found: {path}")
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: not a readable JSON file ({e}).\n"
+                     f"{CAMERAS_FILE_FORMAT}") from e
+  if not isinstance(data, dict) or not data:
+    raise ValueError(f"{path}: expected an object subject -> list of "
+                     f"cameras.\n{CAMERAS_FILE_FORMAT}")
+  out: Dict[str, List[Camera]] = {}
+  for subject, entries in data.items():
+    if not isinstance(entries, list) or not entries:
+      raise ValueError(f"{path}: subject {subject!r} must map to a non-empty "
+                       f"list of cameras.\n{CAMERAS_FILE_FORMAT}")
+    out[str(subject)] = []
+    for i, entry in enumerate(entries):
+      where = f"{path}: subject {subject!r} camera {i}"
+      if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected an object of camera fields, "
+                         f"got {type(entry).__name__}")
+      unknown = sorted(set(entry) - set(_CAMERA_FIELDS))
+      if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown}; known: "
+                         f"{sorted(_CAMERA_FIELDS)}")
+      v = {name: _field(entry, name, where) for name in _CAMERA_FIELDS}
+      for name in ("focal_length", "res_w", "res_h"):
+        if np.any(v[name] <= 0):
+          raise ValueError(f"{where}: field {name!r} must be positive, got "
+                           f"{entry[name]!r}")
+      norm = float(np.linalg.norm(v["orientation"]))
+      if abs(norm - 1.0) > 1e-3:
+        raise ValueError(f"{where}: field 'orientation' must be a unit "
+                         f"quaternion [w, x, y, z], got norm {norm:.6g}")
+      intr = Intrinsics(
+          id=v["id"] or f"{subject}_{i}",
+          center=tuple(v["center"]), focal_length=tuple(v["focal_length"]),
+          radial_distortion=tuple(v["radial_distortion"]
+                                  if v["radial_distortion"] is not None
+                                  else np.zeros(3)),
+          tangential_distortion=tuple(v["tangential_distortion"]
+                                      if v["tangential_distortion"] is not None
+                                      else np.zeros(2)),
+          res_w=int(v["res_w"]), res_h=int(v["res_h"]),
+          azimuth=float(v["azimuth"]) if v["azimuth"] is not None else 0.0)
+      ext = Extrinsics(tuple(v["orientation"] / norm),
+                       tuple(v["translation"]))
+      out[str(subject)].append(_make_camera(intr, ext, units))
+  return out

@@ -19,7 +19,7 @@ skip that one sequence.
 """
 
 import os
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple, Union
 
 from absl import logging
 import numpy as np
@@ -175,7 +175,8 @@ def align_2d_to_3d(positions_3d: Positions3d, positions_2d: Positions2d, *,
                    subjects: List[str], ground_truth: bool,
                    source_3d: str = "positions_3d",
                    source_2d: str = "positions_2d",
-                   num_cameras: int = 4) -> List[PairedSequence]:
+                   num_cameras: Union[int, Mapping[str, int]] = 4
+                   ) -> List[PairedSequence]:
   """Pairs each mocap sequence of `subjects` with its 2D keypoints.
 
   2D sequences longer than the mocap are cut to the mocap length (some
@@ -190,7 +191,7 @@ def align_2d_to_3d(positions_3d: Positions3d, positions_2d: Positions2d, *,
     ground_truth: whether the 2D keypoints are projected mocap (`gt`).
     source_3d: name of the 3D file for error messages.
     source_2d: name of the 2D file for error messages.
-    num_cameras: cameras expected per 2D sequence.
+    num_cameras: cameras expected per 2D sequence, or subject -> cameras.
   Returns:
     One `PairedSequence` per (subject, action) in the 3D file's order.
   Raises:
@@ -218,8 +219,11 @@ def align_2d_to_3d(positions_3d: Positions3d, positions_2d: Positions2d, *,
                        f"actions present: {sorted(positions_2d[subject])}")
       cams = positions_2d[subject][action]
       where = f"{source_2d}: positions_2d[{subject!r}][{action!r}]"
-      if len(cams) != num_cameras:
-        raise ValueError(f"{where}: expected {num_cameras} cameras, got "
+      expected = (num_cameras[subject] if isinstance(num_cameras, Mapping)
+                  else num_cameras)
+      if len(cams) != expected:
+        raise ValueError(f"{where}: expected {expected} cameras (one per "
+                         f"calibrated camera of {subject!r}), got "
                          f"{len(cams)}")
       length = pos3d.shape[0]
       aligned = []
