@@ -7,7 +7,8 @@ r"""Two-hypothesis student on Human3.6M (VideoPose3D files), no depth oracle.
 
 The argument picks the 2D keypoints (`gt` or `cpn_ft_h36m_dbb`); the
 schedule and network are the paper's student's (configs/ites_student_h36m.py)
-with two hypotheses, a procedural pose prior and the chirality choice.
+with two hypotheses (the oriented depth and its mirror), a procedural
+pose prior and the choice by that prior.
 """
 
 from xsup import config_defaults

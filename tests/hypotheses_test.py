@@ -141,6 +141,31 @@ def test_ordered_warmup_gives_fixed_roles(lifting_arrays, teacher_dir):
     lifting_train.LiftingTask(config, train_data=lifting_arrays[0])
 
 
+def test_fixed_roles_distillation_in_the_training_loss(lifting_arrays,
+                                                       teacher_dir):
+  train, _ = lifting_arrays
+  x = jnp.asarray(train["keypoints_2d"][:8])
+  config = multi_config(teacher_dir, prior="")
+  config.loss.hypothesis_distillation = "fixed_roles"
+  task = lifting_train.LiftingTask(config, train_data=train)
+  state = task.init_state(KEY)
+  target = jnp.asarray(np.random.default_rng(4).normal(size=(8, 17, 1)),
+                       jnp.float32)
+  _, (_, step_metrics) = task._hypothesis_loss(
+      state.params, state.batch_stats, x, KEY, target, None, step=0)
+  hyps, _ = task.model.apply(
+      {"params": state.params, "batch_stats": state.batch_stats}, x,
+      train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(
+      step_metrics["distillation"],
+      losses.ordered_mirror_distillation_loss(hyps, x, target), rtol=1e-6)
+  assert abs(float(step_metrics["distillation"]) - float(
+      losses.wta_distillation_loss(hyps, target, True))) > 1e-4
+  config.loss.hypothesis_distillation = "closest"
+  with pytest.raises(ValueError, match="hypothesis_distillation"):
+    lifting_train.LiftingTask(config, train_data=train)
+
+
 def test_wta_cycle_matches_the_nearest_relifted_hypothesis():
   rng = np.random.default_rng(2)
   rotated = jnp.asarray(rng.normal(size=(3, 17, 3)), jnp.float32)
@@ -219,6 +244,7 @@ def test_one_hypothesis_reproduces_todays_student_exactly(lifting_arrays,
   del old["hypotheses"]
   del old.loss["wta_mirror_target"]
   del old.loss["wta_ordered_steps"]
+  del old.loss["hypothesis_distillation"]
   assert lifting_train.LiftingTask(old, train_data=train).model == task.model
   state = jax.device_get(task.init_state(KEY))
   # The same initial parameters as the published student's.
@@ -468,6 +494,16 @@ def test_multi_hypothesis_student_trains_evaluates_exports_predicts(
 
   name, kwargs, variables = task.export_spec(state)
   assert name == "hypothesis_student"
+  # The evaluation's scale protocol reaches every hypothesis' MPJPE.
+  config.eval.scale_protocol = "reflection"
+  reflection = task.evaluate_hypotheses(jax.device_get(variables), test)
+  assert reflection["scale_protocol"] == "reflection"
+  assert result["scale_protocol"] == "rotation"
+  for key in ("mpjpe", "confident/mpjpe", "best/mpjpe"):
+    assert reflection[key] == pytest.approx(reflection[
+        key.replace("mpjpe", "mpjpe_scale_reflection")])
+    assert reflection[key] == pytest.approx(result[
+        key.replace("mpjpe", "mpjpe_scale_reflection")], rel=1e-6)
   directory = export.save(str(tmp_path / "export"), name, kwargs, variables,
                           metadata=task.export_metadata())
   predictor = predict.Predictor(directory, batch_size=8)

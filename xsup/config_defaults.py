@@ -69,9 +69,11 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
     # per-pose anatomical depth orientation, left-right mirror averaging.
     c.loss.orient_teacher_depth = False
     c.loss.mirror_average_teacher = False
-    # K > 1: also distil the target's depth mirror, winner-takes-all; before
-    # wta_ordered_steps, hypothesis 0 learns the oriented target and 1 its
-    # mirror (fixed roles).
+    # K > 1: "winner_takes_all" distils the target into its closest
+    # hypothesis (with wta_mirror_target also the target's depth mirror;
+    # before wta_ordered_steps, fixed roles); "fixed_roles": hypothesis 0
+    # learns the anatomically oriented target, 1 its depth mirror.
+    c.loss.hypothesis_distillation = "winner_takes_all"
     c.loss.wta_mirror_target = False
     c.loss.wta_ordered_steps = 0
     c.hypotheses = hypothesis_settings()
@@ -384,10 +386,13 @@ def lifting_multi_hypothesis(dataset: str, variant: str = None
   """A two-hypothesis student that picks its depth without ground truth.
 
   Starts from the dataset's single-hypothesis student (`variant` as there,
-  e.g. `tiny`, or the H36M keypoints) and adds: K = 2 hypotheses trained
-  winner-takes-all on the teacher's depth and its depth mirror (so they
-  cover the mirror pair whatever the teacher's orientation), a pose prior
-  learned from procedural poses, and the chirality choice.
+  e.g. `tiny`, or the H36M keypoints) and adds: K = 2 hypotheses, 0 taught
+  the teacher's anatomically oriented depth and 1 its depth mirror (fixed
+  roles; "winner_takes_all" is the alternative, see `lifting`), both
+  trained with a winner-takes-all equivariance cycle; a pose prior learned
+  from procedural poses against their mirror images; and the choice by
+  that prior ("discriminator"). The evaluation also reports the chirality
+  and (on clips) temporal choices.
   """
   if dataset not in MULTI_HYPOTHESIS_DATASETS:
     raise ValueError(f"Unknown dataset {dataset!r}; known: "
@@ -399,8 +404,9 @@ def lifting_multi_hypothesis(dataset: str, variant: str = None
   else:
     c = lifting_h36m("student", variant or "gt")
   c.model.num_hypotheses = 2
+  c.loss.hypothesis_distillation = "fixed_roles"
   c.loss.wta_mirror_target = True
-  c.hypotheses.choice = "chirality"
+  c.hypotheses.choice = "discriminator"
   c.hypotheses.prior_poses = "procedural"
   if variant == "tiny":
     c.hypotheses.prior_bank_size = 256

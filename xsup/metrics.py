@@ -221,13 +221,15 @@ HYPOTHESIS_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjpe_flip",
 
 
 def per_hypothesis_errors(hypotheses, target, root: int = 0,
-                          calibrate: bool = False) -> Dict[str, np.ndarray]:
+                          calibrate: bool = False,
+                          scale_protocol: str = "rotation"
+                          ) -> Dict[str, np.ndarray]:
   """`pose_errors` of every hypothesis: name -> `[N, K]`.
 
   Args:
     hypotheses: `[N, K, J, 3]` predictions.
     target: `[N, J, 3]` ground truth.
-    root, calibrate: as in `pose_errors`.
+    root, calibrate, scale_protocol: as in `pose_errors`.
   """
   hyps = np.asarray(hypotheses, np.float64)
   target = np.asarray(target, np.float64)
@@ -238,7 +240,7 @@ def per_hypothesis_errors(hypotheses, target, root: int = 0,
   n, k = hyps.shape[:2]
   flat = pose_errors(hyps.reshape((n * k,) + hyps.shape[2:]),
                      np.repeat(target, k, axis=0), root=root,
-                     calibrate=calibrate)
+                     calibrate=calibrate, scale_protocol=scale_protocol)
   return {name: v.reshape(n, k) for name, v in flat.items()}
 
 

@@ -11,11 +11,13 @@
 
 With `config.model.num_hypotheses` K > 1 the student
 (`student.HypothesisStudent`) gives K depth hypotheses per input, trained
-winner-takes-all: the distillation counts, per sample, only the hypothesis
-closest to the target (`loss.wta_mirror_target`: also the target's depth
-mirror into its own winner; `loss.wta_ordered_steps`: fixed roles before
-that step), and the equivariance cycle runs on every hypothesis, matched to
-the closest re-lifted one. With
+trained with one of two distillations (`loss.hypothesis_distillation`):
+"winner_takes_all" counts, per sample, only the hypothesis closest to the
+target (`loss.wta_mirror_target`: also the target's depth mirror into its
+own winner; `loss.wta_ordered_steps`: fixed roles before that step);
+"fixed_roles" teaches hypothesis 0 the anatomically oriented target and
+hypothesis 1 its depth mirror throughout. The equivariance cycle runs on
+every hypothesis, matched to the closest re-lifted one (winner-takes-all). With
 `hypotheses.prior_poses` set, a pose prior (`pose_prior.PosePrior`) trains
 in the same step on real poses against their mirror images (least-squares
 GAN losses; its parameters get no gradient from the student's losses and
@@ -71,6 +73,7 @@ def student_kwargs(model_config) -> Dict[str, Any]:
 
 
 PRIOR_POSES = ("", "procedural", "teacher")
+HYPOTHESIS_DISTILLATIONS = ("winner_takes_all", "fixed_roles")
 
 
 def num_hypotheses(config: ml_collections.ConfigDict) -> int:
@@ -204,7 +207,7 @@ class LiftingTask(loop.Task):
     elif self.num_hypotheses > 1:
       model = student_lib.HypothesisStudent(**hypothesis_kwargs(config))
       hypothesis_choice.check_choice(config.hypotheses.choice)
-      _ = self.wta_ordered_steps  # Checked early.
+      _ = self.wta_ordered_steps, self.hypothesis_distillation  # Checked.
     else:
       if self.prior_poses:
         raise ValueError("config.hypotheses.prior_poses needs a "
@@ -349,24 +352,30 @@ class LiftingTask(loop.Task):
 
   def _hypothesis_loss(self, params, batch_stats, keypoints_2d, key,
                        teacher_depth, prior_real, step=None):
-    """Winner-takes-all distillation + cycle (+ the pose prior's loss).
+    """Distillation + winner-takes-all cycle (+ the pose prior's loss).
 
-    Before `loss.wta_ordered_steps` (with `loss.wta_mirror_target`), the
-    distillation gives hypotheses 0 and 1 fixed roles instead
-    (`losses.ordered_mirror_distillation_loss`).
+    The distillation is winner-takes-all, or gives hypotheses 0 and 1 fixed
+    roles (`losses.ordered_mirror_distillation_loss`) with
+    `loss.hypothesis_distillation="fixed_roles"` or before
+    `loss.wta_ordered_steps` (with `loss.wta_mirror_target`).
     """
     cfg = self.config.loss
     variables = {"params": params, "batch_stats": batch_stats}
     hyps, updates = self.model.apply(variables, keypoints_2d, train=True,
                                      mutable=["batch_stats"])
     distill_errors = losses.per_sample_mpjpe(hyps, teacher_depth[:, None])
-    distill = losses.wta_distillation_loss(
-        hyps, teacher_depth, with_mirror=cfg.get("wta_mirror_target", False))
     ordered_steps = self.wta_ordered_steps
-    if ordered_steps > 0:
-      ordered = losses.ordered_mirror_distillation_loss(hyps, keypoints_2d,
+    if self.hypothesis_distillation == "fixed_roles":
+      distill = losses.ordered_mirror_distillation_loss(hyps, keypoints_2d,
                                                         teacher_depth)
-      distill = jnp.where(step < ordered_steps, ordered, distill)
+    else:
+      distill = losses.wta_distillation_loss(
+          hyps, teacher_depth,
+          with_mirror=cfg.get("wta_mirror_target", False))
+      if ordered_steps > 0:
+        ordered = losses.ordered_mirror_distillation_loss(
+            hyps, keypoints_2d, teacher_depth)
+        distill = jnp.where(step < ordered_steps, ordered, distill)
     shapes = losses.lift_hypotheses(keypoints_2d, hyps)  # [B, K, J, 3]
     flat = shapes.reshape((-1,) + shapes.shape[2:])
     rotated_2d, rotated_3d = losses.equivariance_cycle(key, flat,
@@ -402,6 +411,16 @@ class LiftingTask(loop.Task):
                           prior_accuracy=jnp.mean(s_real > s_fake))
     step_metrics["loss"] = total
     return total, (updates["batch_stats"], step_metrics)
+
+  @property
+  def hypothesis_distillation(self) -> str:
+    """`loss.hypothesis_distillation`, checked (default winner-takes-all)."""
+    mode = self.config.loss.get("hypothesis_distillation",
+                                "winner_takes_all")
+    if mode not in HYPOTHESIS_DISTILLATIONS:
+      raise ValueError(f"config.loss.hypothesis_distillation={mode!r}; "
+                       f"expected one of {HYPOTHESIS_DISTILLATIONS}")
+    return mode
 
   @property
   def wta_ordered_steps(self) -> int:
@@ -579,9 +598,11 @@ class LiftingTask(loop.Task):
     other choice this model and split allow, `choice_<name>/` entries.
     Averages per action as `metrics.summarize`.
     """
+    protocol = self.config.get("eval", {}).get("scale_protocol", "rotation")
     outputs = self.predict_hypotheses(variables, data["keypoints_2d"])
     per_hyp = metrics_lib.per_hypothesis_errors(
-        outputs["hypotheses"], data["pose_3d"], calibrate=True)
+        outputs["hypotheses"], data["pose_3d"], calibrate=True,
+        scale_protocol=protocol)
     configured = self.config.hypotheses.choice
     chosen = self.choose_hypotheses(outputs, data, configured, source)
     errors = {k: np.take_along_axis(v, chosen[:, None], axis=1)[:, 0]
@@ -601,7 +622,8 @@ class LiftingTask(loop.Task):
       errors.update({k: v for k, v in other.items()
                      if k.rsplit("/", 1)[1] in ("mpjpe", "p_mpjpe",
                                                 "p_mpjpe_flip", "ambiguity")})
-    return metrics_lib.summarize(errors, data.get("action"))
+    return dict(metrics_lib.summarize(errors, data.get("action")),
+                scale_protocol=protocol)
 
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
