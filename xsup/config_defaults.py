@@ -45,6 +45,9 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   # kernel, ~8x smaller weights).
   student.reference_init = False
   student.dropout = ml_collections.config_dict.placeholder(float)
+  # K depth hypotheses per input; 1 is the published student (see
+  # `hypothesis_settings` for K > 1).
+  student.num_hypotheses = 1
   # Compute dtype of the trained network ("float32" or "bfloat16"; the
   # parameters stay float32, see xsup/models/precision.py). The frozen
   # teacher of the student stage runs in float32.
@@ -66,6 +69,14 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
     # per-pose anatomical depth orientation, left-right mirror averaging.
     c.loss.orient_teacher_depth = False
     c.loss.mirror_average_teacher = False
+    # K > 1: "winner_takes_all" distils the target into its closest
+    # hypothesis (with wta_mirror_target also the target's depth mirror;
+    # before wta_ordered_steps, fixed roles); "fixed_roles": hypothesis 0
+    # learns the anatomically oriented target, 1 its depth mirror.
+    c.loss.hypothesis_distillation = "winner_takes_all"
+    c.loss.wta_mirror_target = False
+    c.loss.wta_ordered_steps = 0
+    c.hypotheses = hypothesis_settings()
 
   # Evaluation: the scale of "calibrate by scale" behind `mpjpe` and
   # `mpjpe_flip` ("rotation": xsup's proper-rotation Procrustes scale;
@@ -95,6 +106,31 @@ def lifting(stage: str) -> ml_collections.ConfigDict:
   _input_pipeline(c)
   _compilation_cache(c)
   return c
+
+
+def hypothesis_settings() -> ml_collections.ConfigDict:
+  """How a multi-hypothesis student (model.num_hypotheses > 1) picks its
+  confident hypothesis without ground truth, and its optional pose prior
+  (`xsup.train.hypothesis_choice`, `xsup.models.pose_prior`)."""
+  h = ml_collections.ConfigDict()
+  # "chirality", "discriminator" (needs prior_poses) or "temporal" (needs
+  # frames of sequences).
+  h.choice = "chirality"
+  # Per-frame score and weight of the temporal choice; segments break
+  # where consecutive frames are more than temporal_max_gap apart.
+  h.temporal_unary = "chirality"
+  h.temporal_weight = 1.0
+  h.temporal_max_gap = 1
+  # Real poses of the learned pose prior: "" (none), "procedural" (the
+  # synthetic pose sampler) or "teacher" (the teacher's oriented outputs).
+  h.prior_poses = ""
+  h.prior_weight = 1.0
+  h.prior_bank_size = 20000
+  h.prior_bank_seed = 12345
+  h.prior = ml_collections.ConfigDict(dict(
+      discriminator="res_sage_gcn_decouple", features=32, num_layers=1,
+      use_pe=True, head_dim=64, dropout=0.0))
+  return h
 
 
 def _input_pipeline(c: ml_collections.ConfigDict) -> None:
@@ -339,6 +375,43 @@ def lifting_cmu(stage: str, variant: str = None) -> ml_collections.ConfigDict:
     _shrink_lifting(c, batch=16, steps=2, log_every=1)
   elif variant:
     raise ValueError(f"Unknown variant {variant!r}; known: tiny")
+  return c
+
+
+MULTI_HYPOTHESIS_DATASETS = ("synthetic", "cmu", "h36m")
+
+
+def lifting_multi_hypothesis(dataset: str, variant: str = None
+                             ) -> ml_collections.ConfigDict:
+  """A two-hypothesis student that picks its depth without ground truth.
+
+  Starts from the dataset's single-hypothesis student (`variant` as there,
+  e.g. `tiny`, or the H36M keypoints) and adds: K = 2 hypotheses, 0 taught
+  the teacher's anatomically oriented depth and 1 its depth mirror (fixed
+  roles; "winner_takes_all" is the alternative, see `lifting`), both
+  trained with a winner-takes-all equivariance cycle; a pose prior learned
+  from procedural poses against their mirror images; and the choice by
+  that prior ("discriminator"). The evaluation also reports the chirality
+  and (on clips) temporal choices.
+  """
+  if dataset not in MULTI_HYPOTHESIS_DATASETS:
+    raise ValueError(f"Unknown dataset {dataset!r}; known: "
+                     f"{MULTI_HYPOTHESIS_DATASETS}")
+  if dataset == "synthetic":
+    c = lifting_synthetic("student", variant)
+  elif dataset == "cmu":
+    c = lifting_cmu("student", variant)
+  else:
+    c = lifting_h36m("student", variant or "gt")
+  c.model.num_hypotheses = 2
+  c.loss.hypothesis_distillation = "fixed_roles"
+  c.loss.wta_mirror_target = True
+  c.hypotheses.choice = "discriminator"
+  c.hypotheses.prior_poses = "procedural"
+  if variant == "tiny":
+    c.hypotheses.prior_bank_size = 256
+    c.hypotheses.prior.features = 8
+    c.hypotheses.prior.head_dim = 8
   return c
 
 

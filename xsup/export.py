@@ -35,6 +35,7 @@ import numpy as np
 MODELS = {
     "teacher": ("xsup.models.teacher", "Teacher"),
     "student": ("xsup.models.student", "Student"),
+    "hypothesis_student": ("xsup.models.student", "HypothesisStudent"),
     "detector": ("xsup.models.detector", "IntegralDetector"),
 }
 

@@ -212,3 +212,72 @@ def summarize(errors: Dict[str, np.ndarray],
                         for k in errors}
     out["per_action"] = table
   return out
+
+
+# Several hypotheses per sample ------------------------------------------------
+
+HYPOTHESIS_METRICS = ("mpjpe", "n_mpjpe", "p_mpjpe", "mpjpe_flip",
+                      "n_mpjpe_flip", "p_mpjpe_flip")
+
+
+def per_hypothesis_errors(hypotheses, target, root: int = 0,
+                          calibrate: bool = False,
+                          scale_protocol: str = "rotation"
+                          ) -> Dict[str, np.ndarray]:
+  """`pose_errors` of every hypothesis: name -> `[N, K]`.
+
+  Args:
+    hypotheses: `[N, K, J, 3]` predictions.
+    target: `[N, J, 3]` ground truth.
+    root, calibrate, scale_protocol: as in `pose_errors`.
+  """
+  hyps = np.asarray(hypotheses, np.float64)
+  target = np.asarray(target, np.float64)
+  if hyps.ndim != 4 or hyps.shape[:1] + hyps.shape[2:] != target.shape:
+    raise ValueError(f"metrics: hypotheses must be [N, K, J, C] matching "
+                     f"target [N, J, C]; got {hyps.shape} and "
+                     f"{target.shape}")
+  n, k = hyps.shape[:2]
+  flat = pose_errors(hyps.reshape((n * k,) + hyps.shape[2:]),
+                     np.repeat(target, k, axis=0), root=root,
+                     calibrate=calibrate, scale_protocol=scale_protocol)
+  return {name: v.reshape(n, k) for name, v in flat.items()}
+
+
+def hypothesis_errors(per_hypothesis: Dict[str, np.ndarray],
+                      chosen, prefix: str = "confident",
+                      with_best: bool = True) -> Dict[str, np.ndarray]:
+  """Per-sample errors of a choice among hypotheses (no oracle) and more.
+
+  Args:
+    per_hypothesis: `per_hypothesis_errors` output (name -> `[N, K]`).
+    chosen: `[N]` index of the chosen hypothesis of each sample.
+    prefix: name of the choice's entries.
+    with_best: also return the oracle entries.
+  Returns:
+    name -> `[N]`:
+      `<prefix>/<metric>` for every metric of `per_hypothesis`: the chosen
+        hypothesis' error (the `_flip` ones apply the published depth-flip
+        oracle to it);
+      `<prefix>/ambiguity`: 1 where another hypothesis has a lower P-MPJPE
+        than the chosen one (by more than 1e-6 relative), else 0 (its mean
+        is the rate of wrong choices);
+      with `with_best`: `best/<metric>`: the lowest error over the
+        hypotheses (an oracle that picks with the ground truth, per sample
+        and metric).
+  """
+  chosen = np.asarray(chosen, np.int64)
+  out = {}
+  for name, err in per_hypothesis.items():
+    if err.ndim != 2 or len(err) != len(chosen):
+      raise ValueError(f"metrics: per-hypothesis {name!r} must be [N, K] "
+                       f"with N = {len(chosen)}, got {err.shape}")
+    out[f"{prefix}/{name}"] = np.take_along_axis(err, chosen[:, None],
+                                                 axis=1)[:, 0]
+    if with_best:
+      out[f"best/{name}"] = err.min(axis=1)
+  p_err = per_hypothesis["p_mpjpe"]
+  mine = np.take_along_axis(p_err, chosen[:, None], axis=1)[:, 0]
+  out[f"{prefix}/ambiguity"] = (
+      mine > p_err.min(axis=1) * (1.0 + 1e-6)).astype(np.float64)
+  return out

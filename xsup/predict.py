@@ -14,10 +14,18 @@ r"""Inference with an exported model: 3D poses from images or 2D keypoints.
     root-relative camera millimetres, with its score), `predictions.npz`
     (the same arrays) and `<stem>_overlay.png` (the input patch with the
     most confident 2D skeleton, and all hypotheses in 3D beside it).
-  * `teacher` / `student` (ITES lifting): `--inputs` is one `.npy` of H36M-17
-    2D keypoints `[N, 17, 2]` in pixels (`--focal_px` = the camera's focal
-    length in pixels) or already normalised (`--normalised`). Writes
-    `predictions.json` and `predictions.npy` (`[N, 17, 3]` root-relative 3D).
+  * `teacher` / `student` / `hypothesis_student` (ITES lifting): `--inputs`
+    is one `.npy` of H36M-17 2D keypoints `[N, 17, 2]` in pixels
+    (`--focal_px` = the camera's focal length in pixels) or already
+    normalised (`--normalised`). Writes `predictions.json`,
+    `predictions.npy` (`[N, 17, 3]` root-relative 3D of the confident
+    hypothesis), `hypotheses.npz` (every hypothesis, confident first, and
+    its score) and `<stem>_<i>_overlay.png` for the first `--max_overlays`
+    inputs (the 2D keypoints and the 3D hypotheses with their scores).
+    A multi-hypothesis student picks its confident hypothesis without
+    ground truth as exported (`hypotheses.choice`, see
+    `xsup.train.hypothesis_choice`); `--sequence` says the inputs are the
+    frames of one sequence in time order, which the temporal choice needs.
 
 Camera assumption for images (the detector only sees a patch, so metric 3D
 needs one). The input is a square, person-centred patch of side S pixels
@@ -73,6 +81,7 @@ from xsup import viz
 from xsup.geometry import camera as camera_lib
 from xsup.geometry import patch as patch_lib
 from xsup.models import integral
+from xsup.train import hypothesis_choice
 from xsup.train import lifting as lifting_train
 from xsup.train import loop
 
@@ -83,7 +92,9 @@ DEFAULT_RECT_3D_MM = 2000.0
 # Default focal length in patch widths: typical Human3.6M subject distance
 # over its crop width (5000 mm / 2000 mm).
 DEFAULT_FOCAL_PATCH_WIDTHS = 5000.0 / 2000.0
-LIFTING_MODELS = ("teacher", "student")
+LIFTING_MODELS = ("teacher", "student", "hypothesis_student")
+# Keypoint overlays drawn by the command line unless told otherwise.
+DEFAULT_MAX_OVERLAYS = 16
 
 ImagesInput = Union[np.ndarray, Sequence[str]]
 
@@ -306,6 +317,12 @@ def _lifting_forward(stage, model, variables, keypoints_2d):
   return lifting_train.predict_3d(stage, model, variables, keypoints_2d)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _hypothesis_forward(model, variables, keypoints_2d):
+  """Normalised `[B, 17, 2]` -> `lifting.predict_hypotheses_3d` outputs."""
+  return lifting_train.predict_hypotheses_3d(model, variables, keypoints_2d)
+
+
 # ---------------------------------------------------------------------------
 # The predictor.
 
@@ -393,6 +410,8 @@ class Predictor:
 
   @property
   def _lifting_fn(self):
+    if self.model_name == "hypothesis_student":
+      return functools.partial(_hypothesis_forward, self.model)
     return functools.partial(_lifting_forward, self.model_name, self.model)
 
   def predict_images(self, images: ImagesInput,
@@ -475,9 +494,11 @@ class Predictor:
   def predict_keypoints(self, keypoints_2d: np.ndarray,
                         focal_px: Optional[Any] = None,
                         normalised: bool = False,
-                        norm_scale: Union[None, str, float] = None
+                        norm_scale: Union[None, str, float] = None,
+                        sequence: bool = False,
+                        choice: Optional[str] = None
                         ) -> Dict[str, Any]:
-    """3D poses from H36M-17 2D keypoints (teacher / student exports).
+    """3D poses from H36M-17 2D keypoints (lifting exports).
 
     Args:
       keypoints_2d: `[N, 17, 2]` pixels (or normalised, see `normalised`).
@@ -489,11 +510,24 @@ class Predictor:
         from these keypoints (mean root-head distance 0.2, as each
         evaluation split does), "train" reuses the training split's (stored
         in the export), a float is used as is.
+      sequence: the N inputs are consecutive frames of one sequence (the
+        temporal choice uses this; without it that choice scores frames
+        one by one with its per-frame score).
+      choice: how a multi-hypothesis student picks its confident
+        hypothesis (`hypothesis_choice.CHOICES`); default: the export's.
 
     Returns:
-      "pose_3d": `[N, 17, 3]` float32 root-relative 3D in the units of the
-        normalised 2D (the lifting is defined up to scale: align the scale
-        to metric data, e.g. bone lengths, for millimetres);
+      "pose_3d": `[N, 17, 3]` float32 root-relative 3D of the confident
+        hypothesis, in the units of the normalised 2D (the lifting is
+        defined up to scale: align the scale to metric data, e.g. bone
+        lengths, for millimetres);
+      "hypotheses_3d": `[N, K, 17, 3]` every hypothesis, confident first,
+        the others by descending score (K = 1 for single-hypothesis
+        networks);
+      "scores": `[N, K]` float32 per-frame score of each hypothesis (same
+        order; the chirality score, or the pose prior's for the
+        discriminator choice), higher = more plausible;
+      "choice": the choice used (None for single-hypothesis networks);
       "keypoints_normalised": `[N, 17, 2]` the network input;
       "norm_scale": the scale used (None for normalised input).
     """
@@ -526,11 +560,45 @@ class Predictor:
         focal = np.full((2,), float(focal))
       norm, scale = camera_lib.normalize_2d_lifting(kp, focal,
                                                     scale=norm_scale)
-    pose = loop.run_chunked(self._lifting_fn, self.variables, norm,
-                       self.batch_size)
-    return {"pose_3d": np.asarray(pose, np.float32),
+    out = loop.run_chunked(self._lifting_fn, self.variables, norm,
+                           self.batch_size)
+    if self.model_name == "hypothesis_student":
+      hyps, scores, used = self._choose(out, sequence, choice)
+    else:
+      if choice is not None:
+        raise ValueError(f"choice={choice!r}: {self.model_dir!r} holds a "
+                         "single-hypothesis network")
+      hyps = np.asarray(out)[:, None]
+      scores = np.asarray(hypothesis_choice.chirality_scores(
+          jnp.asarray(hyps)))
+      used = None
+    return {"pose_3d": np.asarray(hyps[:, 0], np.float32),
+            "hypotheses_3d": np.asarray(hyps, np.float32),
+            "scores": np.asarray(scores, np.float32),
+            "choice": used,
             "keypoints_normalised": np.asarray(norm, np.float32),
             "norm_scale": scale}
+
+  def _choose(self, out: Dict[str, np.ndarray], sequence: bool,
+              choice: Optional[str]):
+    """(hypotheses `[N, K, 17, 3]`, scores `[N, K]`) in the chosen order,
+    and the choice used."""
+    settings = dict(self.metadata.get("hypotheses") or {})
+    choice = hypothesis_choice.check_choice(
+        choice or settings.get("choice", "chirality"))
+    unary = settings.get("temporal_unary", "chirality")
+    if choice == "temporal" and not sequence:
+      choice = unary
+    hyps = np.asarray(out["hypotheses"])
+    scores = {k: np.asarray(v) for k, v in out.items() if k != "hypotheses"}
+    segments = [np.arange(len(hyps))] if choice == "temporal" else None
+    chosen = hypothesis_choice.choose(
+        choice, hyps, scores, segments, temporal_unary=unary,
+        temporal_weight=float(settings.get("temporal_weight", 1.0)))
+    base = scores[unary if choice == "temporal" else choice]
+    order = hypothesis_choice.rank(base, chosen)
+    return (np.take_along_axis(hyps, order[:, :, None, None], axis=1),
+            np.take_along_axis(base, order, axis=1), choice)
 
 
 def load_model(model_dir: str, batch_size: int = 32,
@@ -695,9 +763,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="detector input size for exports that do not "
                       "record it")
   parser.add_argument("--no_overlays", action="store_true",
-                      help="images: skip the overlay PNGs")
+                      help="skip the overlay PNGs")
   parser.add_argument("--normalised", action="store_true",
                       help="keypoints: already normalised (no --focal_px)")
+  parser.add_argument("--sequence", action="store_true",
+                      help="keypoints: the inputs are consecutive frames of "
+                      "one sequence (for the temporal hypothesis choice)")
+  parser.add_argument("--choice", default=None,
+                      choices=hypothesis_choice.CHOICES,
+                      help="keypoints, multi-hypothesis student: how to pick "
+                      "the confident hypothesis (default: the export's)")
+  parser.add_argument("--max_overlays", type=int,
+                      default=DEFAULT_MAX_OVERLAYS,
+                      help="keypoints: overlays of the first N inputs (0: "
+                      "none)")
   parser.add_argument("--norm_scale", default=None,
                       help="keypoints: 'input' (default: from the given "
                       "keypoints), 'train' (the training split's) or a "
@@ -742,17 +821,61 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   keypoints = _load_npy(npy)
   out = predictor.predict_keypoints(
       keypoints, focal_px=args.focal_px, normalised=args.normalised,
-      norm_scale=_parse_norm_scale(args.norm_scale))
-  os.makedirs(args.output_dir, exist_ok=True)
-  np.save(os.path.join(args.output_dir, "predictions.npy"), out["pose_3d"])
-  doc = {"model_dir": args.model_dir, "model": predictor.model_name,
-         "input": npy, "skeleton": predictor.skeleton.name,
-         "joint_names": list(predictor.skeleton.joint_names),
+      norm_scale=_parse_norm_scale(args.norm_scale), sequence=args.sequence,
+      choice=args.choice)
+  max_overlays = 0 if args.no_overlays else args.max_overlays
+  return write_keypoint_predictions(predictor, out, npy, args.output_dir,
+                                    max_overlays=max_overlays)
+
+
+def write_keypoint_predictions(predictor: Predictor, out: Dict[str, Any],
+                               npy: str, output_dir: str,
+                               max_overlays: int = DEFAULT_MAX_OVERLAYS
+                               ) -> Dict[str, Any]:
+  """Writes a lifting prediction: json, npy, npz and overlays.
+
+  Args:
+    predictor: the lifting predictor.
+    out: `predict_keypoints` output.
+    npy: the input file (its stem names the overlays).
+    output_dir: folder to write into (created).
+    max_overlays: draw `<stem>_<i>_overlay.png` for the first inputs.
+
+  Returns:
+    The JSON document written to `predictions.json`.
+  """
+  if max_overlays < 0:
+    raise ValueError(f"max_overlays must be >= 0, got {max_overlays}")
+  os.makedirs(output_dir, exist_ok=True)
+  skeleton = predictor.skeleton
+  np.save(os.path.join(output_dir, "predictions.npy"), out["pose_3d"])
+  np.savez(os.path.join(output_dir, "hypotheses.npz"),
+           hypotheses_3d=out["hypotheses_3d"], scores=out["scores"])
+  stem = os.path.splitext(os.path.basename(npy))[0]
+  overlays = []
+  for i in range(min(max_overlays, len(out["pose_3d"]))):
+    labels = [f"hypothesis {k}: score {s:+.3f}"
+              for k, s in enumerate(out["scores"][i])]
+    fig = viz.prediction_figure(
+        None, out["keypoints_normalised"][i], out["hypotheses_3d"][i],
+        skeleton, title=f"{stem}[{i}]", labels=labels, unit="units")
+    name = f"{stem}_{i}_overlay.png"
+    fig.savefig(os.path.join(output_dir, name), dpi=100)
+    overlays.append(name)
+  doc = {"model_dir": predictor.model_dir, "model": predictor.model_name,
+         "input": npy, "skeleton": skeleton.name,
+         "joint_names": list(skeleton.joint_names),
          "norm_scale": out["norm_scale"],
          "units": "root-relative 3D in the units of the normalised 2D "
                   "input (defined up to scale)",
-         "pose_3d": _round(out["pose_3d"], 5)}
-  with open(os.path.join(args.output_dir, "predictions.json"), "w") as f:
+         "pose_3d": _round(out["pose_3d"], 5),
+         "choice": out["choice"],
+         "hypothesis_order": "confident first, then by descending score; "
+                             "scores: higher = more plausible",
+         "hypotheses_3d": _round(out["hypotheses_3d"], 5),
+         "scores": _round(out["scores"], 5),
+         "overlays": overlays}
+  with open(os.path.join(output_dir, "predictions.json"), "w") as f:
     json.dump(doc, f)
   return doc
 

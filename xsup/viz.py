@@ -75,21 +75,27 @@ def use_headless_backend() -> None:
 # Inference results (xsup.predict) -------------------------------------------
 
 
-def prediction_figure(image: np.ndarray, joints_2d: np.ndarray,
+def prediction_figure(image: Optional[np.ndarray], joints_2d: np.ndarray,
                       hypotheses_3d: Optional[np.ndarray] = None,
                       skel: skeleton_lib.Skeleton = skeleton_lib.H36M18,
-                      title: Optional[str] = None):
+                      title: Optional[str] = None,
+                      labels: Optional[Sequence[str]] = None,
+                      unit: str = "mm"):
   """A figure of one prediction: 2D overlay and, beside it, the 3D hypotheses.
 
   Built without pyplot (no global figure state); save it with `savefig`.
 
   Args:
-    image: `[S, S, 3]` uint8 input patch.
-    joints_2d: `[J, 2]` patch pixels (e.g. the most confident hypothesis).
+    image: `[S, S, 3]` uint8 input patch, or None for keypoint input (the
+      2D skeleton is then drawn alone, image axes: y down, equal aspect).
+    joints_2d: `[J, 2]` patch pixels (e.g. the most confident hypothesis),
+      or the 2D keypoints in any unit when `image` is None.
     hypotheses_3d: `[H, J, 3]` camera-frame joints (mm), hypothesis 0 drawn
       solid, the others dashed and lighter; None: overlay only.
     skel: joint layout.
     title: title of the overlay panel.
+    labels: H legend entries (default "hypothesis k"), e.g. with scores.
+    unit: length unit of `hypotheses_3d` for the axis labels.
 
   Returns:
     A `matplotlib.figure.Figure`.
@@ -98,28 +104,37 @@ def prediction_figure(image: np.ndarray, joints_2d: np.ndarray,
   with_3d = hypotheses_3d is not None
   fig = matplotlib.figure.Figure(figsize=(8.0 if with_3d else 4.0, 4.0))
   ax = fig.add_subplot(1, 2 if with_3d else 1, 1)
-  ax.imshow(np.asarray(image))
-  plot_skeleton_2d(ax, joints_2d, skel)
-  ax.set_xlim(-0.5, image.shape[1] - 0.5)
-  ax.set_ylim(image.shape[0] - 0.5, -0.5)
+  if image is not None:
+    ax.imshow(np.asarray(image))
+    plot_skeleton_2d(ax, joints_2d, skel)
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+  else:
+    plot_skeleton_2d(ax, joints_2d, skel)
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
   ax.set_axis_off()
   if title:
     ax.set_title(title, fontsize=9)
+  if labels is not None and with_3d and len(labels) != len(hypotheses_3d):
+    raise ValueError(f"prediction_figure: {len(labels)} labels for "
+                     f"{len(hypotheses_3d)} hypotheses")
   if with_3d:
     hyps = np.asarray(hypotheses_3d, np.float64)
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
     for k in reversed(range(len(hyps))):
       plot_skeleton_3d(ax3, hyps[k], skel, style="-" if k == 0 else "--",
                        alpha=1.0 if k == 0 else 0.45,
-                       label=f"hypothesis {k}")
+                       label=f"hypothesis {k}" if labels is None else
+                       labels[k])
     pts = np.stack([hyps[..., 0], hyps[..., 2], -hyps[..., 1]], -1)
     pts = pts.reshape(-1, 3)
     centre = (pts.max(0) + pts.min(0)) / 2
     radius = max(np.abs(pts - centre).max(), 1e-6)
     for axis, mid in zip("xyz", centre):
       getattr(ax3, f"set_{axis}lim")(mid - radius, mid + radius)
-    ax3.set_xlabel("x (mm)", fontsize=7)
-    ax3.set_ylabel("depth (mm)", fontsize=7)
+    ax3.set_xlabel(f"x ({unit})", fontsize=7)
+    ax3.set_ylabel(f"depth ({unit})", fontsize=7)
     ax3.tick_params(labelsize=6)
     ax3.legend(fontsize=6, loc="upper left")
     ax3.set_title("3D hypotheses (camera frame)", fontsize=9)

@@ -148,3 +148,120 @@ def orient_depth_by_chirality(keypoints_2d: Array, depth: Array) -> Array:
   sign = jnp.where(score < 0, -1.0, 1.0).astype(depth.dtype)[:, None, None]
   root = depth[:, :1]
   return root + sign * (depth - root)
+
+
+# Several depth hypotheses per input ------------------------------------------
+
+
+def per_sample_mpjpe(pred: Array, target: Array) -> Array:
+  """Mean Euclidean distance over joints, one value per pose `[...]`.
+
+  Args:
+    pred, target: `[..., J, C]` (broadcastable).
+  Returns:
+    `[...]`, with the same smooth square root as `mpjpe_loss`.
+  """
+  sq = jnp.sum(jnp.square(pred - target), axis=-1)
+  return jnp.mean(jnp.sqrt(sq + 1e-12), axis=-1)
+
+
+def winner_takes_all(errors: Array) -> Array:
+  """Mean over samples of the smallest error over hypotheses.
+
+  The minimum sends each sample's gradient to its winning hypothesis only
+  (ties go to the first), so the hypotheses specialise on the modes of
+  their targets instead of averaging them.
+
+  Args:
+    errors: `[B, K]` error of each hypothesis of each sample.
+  Returns:
+    Scalar.
+  """
+  if errors.ndim != 2:
+    raise ValueError(f"winner_takes_all: errors must be [B, K], got shape "
+                     f"{tuple(errors.shape)}")
+  winner = jnp.argmin(errors, axis=1)
+  best = jnp.take_along_axis(errors, winner[:, None], axis=1)[:, 0]
+  return jnp.mean(best)
+
+
+def mirror_depth(depth: Array) -> Array:
+  """The depth mirror image `[..., J, 1]`: relative depth negated about the
+  root (joint 0). Lifted with the same 2D it projects onto the same
+  keypoints."""
+  root = depth[..., :1, :]
+  return 2.0 * root - depth
+
+
+def wta_distillation_loss(hypotheses: Array, teacher_depth: Array,
+                          with_mirror: bool = False) -> Array:
+  """Winner-takes-all distillation of several depth hypotheses.
+
+  Args:
+    hypotheses: `[B, K, J, 1]` student depth hypotheses.
+    teacher_depth: `[B, J, 1]` target depth.
+    with_mirror: also distil the target's depth mirror (`mirror_depth`)
+      into its own winner, and average the two terms, so that the
+      hypotheses cover both orientations of every target whatever the
+      teacher's orientation.
+  Returns:
+    Scalar: mean over samples of min over hypotheses of the per-sample
+    mean absolute depth difference (`distillation_loss` of the winner).
+  """
+  if hypotheses.ndim != 4 or teacher_depth.ndim != 3:
+    raise ValueError("wta_distillation_loss: expected hypotheses [B, K, J, 1] "
+                     "and teacher_depth [B, J, 1], got "
+                     f"{tuple(hypotheses.shape)} and "
+                     f"{tuple(teacher_depth.shape)}")
+  loss = winner_takes_all(per_sample_mpjpe(hypotheses,
+                                           teacher_depth[:, None]))
+  if with_mirror:
+    mirrored = mirror_depth(teacher_depth)
+    loss = 0.5 * (loss + winner_takes_all(
+        per_sample_mpjpe(hypotheses, mirrored[:, None])))
+  return loss
+
+
+def lift_hypotheses(keypoints_2d: Array, hypotheses: Array) -> Array:
+  """`[B, J, 2]` and depth hypotheses `[B, K, J, 1]` -> 3D `[B, K, J, 3]`."""
+  return lift(keypoints_2d[:, None], hypotheses)
+
+
+def wta_cycle_loss(relifted_3d: Array, rotated_3d: Array) -> Array:
+  """Equivariance cycle of one hypothesis against re-lifted hypotheses.
+
+  Args:
+    relifted_3d: `[N, K, J, 3]` hypotheses lifted from the rotated pose's
+      projection.
+    rotated_3d: `[N, J, 3]` the rotated pose (the cycle's target).
+  Returns:
+    Scalar: mean over N of the smallest MPJPE over the K re-lifted
+    hypotheses (the cycle holds if any hypothesis comes back).
+  """
+  return winner_takes_all(per_sample_mpjpe(relifted_3d, rotated_3d[:, None]))
+
+
+def ordered_mirror_distillation_loss(hypotheses: Array, keypoints_2d: Array,
+                                     teacher_depth: Array) -> Array:
+  """Distillation with fixed roles: hypothesis 0 learns the anatomically
+  oriented target (`orient_depth_by_chirality`), hypothesis 1 its depth
+  mirror; any others learn nothing.
+
+  A warm-up for `wta_distillation_loss(..., with_mirror=True)`: started
+  from random weights, the winner of each sample is arbitrary, so which
+  output holds which orientation changes from input to input; fixed roles
+  first make each output one smooth function.
+
+  Args:
+    hypotheses: `[B, K, J, 1]`, K >= 2.
+    keypoints_2d: `[B, J, 2]` the inputs.
+    teacher_depth: `[B, J, 1]` the target.
+  Returns:
+    Scalar: mean of the two hypotheses' `distillation_loss`.
+  """
+  if hypotheses.ndim != 4 or hypotheses.shape[1] < 2:
+    raise ValueError("ordered_mirror_distillation_loss: expected at least 2 "
+                     f"hypotheses [B, K, J, 1], got {tuple(hypotheses.shape)}")
+  oriented = orient_depth_by_chirality(keypoints_2d, teacher_depth)
+  return 0.5 * (distillation_loss(hypotheses[:, 0], oriented) +
+                distillation_loss(hypotheses[:, 1], mirror_depth(oriented)))

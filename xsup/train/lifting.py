@@ -8,6 +8,22 @@
     left-right mirror averaging. The teacher comes from
     `config.teacher_checkpoint` (a teacher workdir or checkpoint directory)
     and enters the step as a separate, never donated argument.
+
+With `config.model.num_hypotheses` K > 1 the student
+(`student.HypothesisStudent`) gives K depth hypotheses per input, trained
+trained with one of two distillations (`loss.hypothesis_distillation`):
+"winner_takes_all" counts, per sample, only the hypothesis closest to the
+target (`loss.wta_mirror_target`: also the target's depth mirror into its
+own winner; `loss.wta_ordered_steps`: fixed roles before that step);
+"fixed_roles" teaches hypothesis 0 the anatomically oriented target and
+hypothesis 1 its depth mirror throughout. The equivariance cycle runs on
+every hypothesis, matched to the closest re-lifted one (winner-takes-all). With
+`hypotheses.prior_poses` set, a pose prior (`pose_prior.PosePrior`) trains
+in the same step on real poses against their mirror images (least-squares
+GAN losses; its parameters get no gradient from the student's losses and
+vice versa). Evaluation and inference pick a hypothesis without ground
+truth (`hypotheses.choice`, see `hypothesis_choice`); K = 1 is the
+single-hypothesis student, unchanged.
 """
 
 import functools
@@ -24,10 +40,13 @@ from xsup import skeleton
 from xsup.data import lifting as lifting_data
 from xsup.data import pipeline
 from xsup.data import sources
+from xsup.data.synthetic import poses as poses_lib
 from xsup.losses import lifting as losses
+from xsup.losses import xsup as xsup_losses
 from xsup.models import precision
 from xsup.models import student as student_lib
 from xsup.models import teacher as teacher_lib
+from xsup.train import hypothesis_choice
 from xsup.train import loop
 from xsup.train import state as state_lib
 
@@ -51,6 +70,40 @@ def student_kwargs(model_config) -> Dict[str, Any]:
               dropout=model_config.get("dropout"),
               reference_pooling=model_config.get("reference_pooling", False),
               reference_init=model_config.get("reference_init", False))
+
+
+PRIOR_POSES = ("", "procedural", "teacher")
+HYPOTHESIS_DISTILLATIONS = ("winner_takes_all", "fixed_roles")
+
+
+def num_hypotheses(config: ml_collections.ConfigDict) -> int:
+  """K of a student config (1 for the teacher and older configs)."""
+  if config.stage != "student":
+    return 1
+  k = int(config.model.get("num_hypotheses", 1))
+  if k < 1:
+    raise ValueError(f"config.model.num_hypotheses must be >= 1, got {k}")
+  return k
+
+
+def prior_poses(config: ml_collections.ConfigDict) -> str:
+  """`hypotheses.prior_poses` ("" = no pose prior), checked."""
+  hyp = config.get("hypotheses")
+  source = (hyp.get("prior_poses") or "") if hyp is not None else ""
+  if source not in PRIOR_POSES:
+    raise ValueError(f"config.hypotheses.prior_poses={source!r}; expected "
+                     f"one of {PRIOR_POSES}")
+  return source
+
+
+def hypothesis_kwargs(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """Constructor arguments of the `HypothesisStudent` of a K > 1 config."""
+  prior = None
+  if prior_poses(config):
+    prior = {k: config.hypotheses.prior[k]
+             for k in config.hypotheses.prior.keys()}
+  return dict(student_kwargs=student_kwargs(config.model),
+              num_hypotheses=num_hypotheses(config), prior_kwargs=prior)
 
 
 def make_optimizer(opt_config: ml_collections.ConfigDict,
@@ -106,6 +159,33 @@ def predict_3d(stage: str, model, variables, keypoints_2d: jax.Array
   return shape - shape[:, :1]
 
 
+def predict_hypotheses_3d(model: student_lib.HypothesisStudent, variables,
+                          keypoints_2d: jax.Array) -> Dict[str, jax.Array]:
+  """Pure inference of a multi-hypothesis student and its scores.
+
+  Args:
+    model: the `HypothesisStudent`.
+    variables: its variables.
+    keypoints_2d: `[B, 17, 2]` normalised 2D.
+  Returns:
+    "hypotheses": `[B, K, 17, 3]` root-relative 3D (units), in the model's
+      order; "chirality": `[B, K]` unit-radius chirality scores; with a
+      prior also "discriminator": `[B, K]` its scores.
+  """
+  keypoints_2d = keypoints_2d - keypoints_2d[:, :1]
+  depth = model.apply(variables, keypoints_2d, train=False)
+  shapes = losses.lift_hypotheses(keypoints_2d, depth)
+  shapes = shapes - shapes[:, :, :1]
+  out = {"hypotheses": shapes,
+         "chirality": hypothesis_choice.chirality_scores(shapes)}
+  if model.has_prior:
+    flat = shapes.reshape((-1,) + shapes.shape[2:])
+    out["discriminator"] = model.apply(
+        variables, flat, method=student_lib.HypothesisStudent.prior_score
+    ).reshape(shapes.shape[:2])
+  return out
+
+
 class LiftingTask(loop.Task):
   """Teacher or student training on any lifting builder."""
 
@@ -120,9 +200,19 @@ class LiftingTask(loop.Task):
     self.config = config
     self.mesh = mesh if mesh is not None else loop.make_mesh(config)
     self.stage = config.stage
+    self.num_hypotheses = num_hypotheses(config)
+    self.prior_poses = prior_poses(config) if self.stage == "student" else ""
     if self.stage == "teacher":
       model = build_teacher(config.model)
+    elif self.num_hypotheses > 1:
+      model = student_lib.HypothesisStudent(**hypothesis_kwargs(config))
+      hypothesis_choice.check_choice(config.hypotheses.choice)
+      _ = self.wta_ordered_steps, self.hypothesis_distillation  # Checked.
     else:
+      if self.prior_poses:
+        raise ValueError("config.hypotheses.prior_poses needs a "
+                         "multi-hypothesis student "
+                         "(config.model.num_hypotheses > 1)")
       model = student_lib.Student(**student_kwargs(config.model))
     self.model = precision.with_compute_dtype(
         model, precision.compute_dtype(config.model.get("dtype", "float32")))
@@ -178,7 +268,12 @@ class LiftingTask(loop.Task):
 
   def init_state(self, key: jax.Array) -> state_lib.TrainState:
     dummy = jnp.zeros((2, 17, 2), jnp.float32)
-    variables = self.model.init(key, dummy, train=False)
+    if self.num_hypotheses > 1:
+      variables = self.model.init(
+          key, dummy, train=False,
+          method=student_lib.HypothesisStudent.init_all)
+    else:
+      variables = self.model.init(key, dummy, train=False)
     params = variables["params"]
     return state_lib.TrainState(
         step=jnp.zeros((), jnp.int32), params=params,
@@ -255,6 +350,122 @@ class LiftingTask(loop.Task):
                                             "distillation": distill,
                                             "cycle": cycle})
 
+  def _hypothesis_loss(self, params, batch_stats, keypoints_2d, key,
+                       teacher_depth, prior_real, step=None):
+    """Distillation + winner-takes-all cycle (+ the pose prior's loss).
+
+    The distillation is winner-takes-all, or gives hypotheses 0 and 1 fixed
+    roles (`losses.ordered_mirror_distillation_loss`) with
+    `loss.hypothesis_distillation="fixed_roles"` or before
+    `loss.wta_ordered_steps` (with `loss.wta_mirror_target`).
+    """
+    cfg = self.config.loss
+    variables = {"params": params, "batch_stats": batch_stats}
+    hyps, updates = self.model.apply(variables, keypoints_2d, train=True,
+                                     mutable=["batch_stats"])
+    distill_errors = losses.per_sample_mpjpe(hyps, teacher_depth[:, None])
+    ordered_steps = self.wta_ordered_steps
+    if self.hypothesis_distillation == "fixed_roles":
+      distill = losses.ordered_mirror_distillation_loss(hyps, keypoints_2d,
+                                                        teacher_depth)
+    else:
+      distill = losses.wta_distillation_loss(
+          hyps, teacher_depth,
+          with_mirror=cfg.get("wta_mirror_target", False))
+      if ordered_steps > 0:
+        ordered = losses.ordered_mirror_distillation_loss(
+            hyps, keypoints_2d, teacher_depth)
+        distill = jnp.where(step < ordered_steps, ordered, distill)
+    shapes = losses.lift_hypotheses(keypoints_2d, hyps)  # [B, K, J, 3]
+    flat = shapes.reshape((-1,) + shapes.shape[2:])
+    rotated_2d, rotated_3d = losses.equivariance_cycle(key, flat,
+                                                       cfg.cycle_samples)
+    re_hyps, _ = self.model.apply(
+        {"params": params, "batch_stats": updates["batch_stats"]},
+        rotated_2d, train=True, mutable=["batch_stats"])
+    cycle = losses.wta_cycle_loss(
+        losses.lift_hypotheses(rotated_2d, re_hyps), rotated_3d)
+    total = cfg.distillation_weight * distill + cycle
+    rel = jax.lax.stop_gradient(shapes - shapes[:, :, :1])
+    spread = jnp.mean(jnp.linalg.norm(rel[:, :, None] - rel[:, None],
+                                      axis=-1))
+    step_metrics = {
+        "distillation": distill, "cycle": cycle,
+        "hypothesis_spread": spread * self.num_hypotheses /
+                             (self.num_hypotheses - 1),
+        "winner0_rate": jnp.mean(jnp.argmin(distill_errors, axis=1) == 0)}
+    if prior_real is not None:
+      # Real poses against their mirror images (x negated): the prior
+      # learns which of a depth-mirror pair a real body would be.
+      real = jax.lax.stop_gradient(prior_real)
+      fake = real * jnp.array([-1.0, 1.0, 1.0], real.dtype)
+      score = functools.partial(
+          self.model.apply, variables, train=True,
+          method=student_lib.HypothesisStudent.prior_score,
+          rngs={"dropout": jax.random.fold_in(key, 1)})
+      s_real, s_fake = score(real), score(fake)
+      prior_loss = xsup_losses.lsgan_discriminator_loss(s_real[:, None],
+                                                        s_fake[:, None])
+      total = total + self.config.hypotheses.prior_weight * prior_loss
+      step_metrics.update(prior=prior_loss,
+                          prior_accuracy=jnp.mean(s_real > s_fake))
+    step_metrics["loss"] = total
+    return total, (updates["batch_stats"], step_metrics)
+
+  @property
+  def hypothesis_distillation(self) -> str:
+    """`loss.hypothesis_distillation`, checked (default winner-takes-all)."""
+    mode = self.config.loss.get("hypothesis_distillation",
+                                "winner_takes_all")
+    if mode not in HYPOTHESIS_DISTILLATIONS:
+      raise ValueError(f"config.loss.hypothesis_distillation={mode!r}; "
+                       f"expected one of {HYPOTHESIS_DISTILLATIONS}")
+    return mode
+
+  @property
+  def wta_ordered_steps(self) -> int:
+    """`loss.wta_ordered_steps`, checked (0: winner-takes-all throughout)."""
+    steps = int(self.config.loss.get("wta_ordered_steps", 0) or 0)
+    if steps < 0:
+      raise ValueError(f"config.loss.wta_ordered_steps must be >= 0, got "
+                       f"{steps}")
+    if steps and not self.config.loss.get("wta_mirror_target", False):
+      raise ValueError("config.loss.wta_ordered_steps needs "
+                       "config.loss.wta_mirror_target=True (the ordered "
+                       "warm-up distils the target and its mirror)")
+    return steps
+
+  def prior_real_poses(self, key: jax.Array, keypoints_2d: jax.Array,
+                       teacher_depth: jax.Array,
+                       prior_bank: Any = None) -> Any:
+    """Real poses `[B, 17, 3]` for the pose prior, or None without one.
+
+    `procedural`: random poses of `prior_bank` (`[M, 17, 3]`, the sampler
+    of `xsup.data.synthetic.poses`); `teacher`: the batch lifted with the
+    teacher's depth, anatomically oriented
+    (`losses.orient_depth_by_chirality`).
+    """
+    if self.prior_poses == "procedural":
+      if prior_bank is None:
+        raise ValueError("The procedural pose prior needs prior_bank "
+                         "(step_extras)")
+      idx = jax.random.randint(jax.random.fold_in(key, 2),
+                               (keypoints_2d.shape[0],), 0,
+                               prior_bank.shape[0])
+      return prior_bank[idx]
+    if self.prior_poses == "teacher":
+      oriented = losses.orient_depth_by_chirality(keypoints_2d,
+                                                  teacher_depth)
+      return losses.lift(keypoints_2d, oriented)
+    return None
+
+  @functools.cached_property
+  def prior_bank(self) -> np.ndarray:
+    """`[M, 17, 3]` procedural poses (mm, world frame) of the pose prior."""
+    hyp = self.config.hypotheses
+    rng = np.random.default_rng(hyp.prior_bank_seed)
+    return poses_lib.sample_poses(rng, hyp.prior_bank_size)
+
   def teacher_target(self, teacher_variables, keypoints_2d: jax.Array
                      ) -> jax.Array:
     """The frozen teacher's depth `[B, 17, 1]` the student distils.
@@ -288,17 +499,30 @@ class LiftingTask(loop.Task):
     return jax.lax.stop_gradient(target)
 
   def step_extras(self) -> Dict[str, Any]:
-    if self.stage == "student":
-      return {"teacher_variables": self.teacher[1]}
-    return {}
+    if self.stage != "student":
+      return {}
+    extras = {"teacher_variables": self.teacher[1]}
+    if self.prior_poses == "procedural":
+      extras["prior_bank"] = jax.device_put(
+          jnp.asarray(self.prior_bank, jnp.float32),
+          state_lib.replicated(self.mesh))
+    return extras
 
-  def train_step(self, state, batch, key, teacher_variables=None):
+  def train_step(self, state, batch, key, teacher_variables=None,
+                 prior_bank=None):
     keypoints_2d = batch["keypoints_2d"]
     if self.stage == "teacher":
       epoch = state.step // self.steps_per_epoch
       loss_fn = functools.partial(self._teacher_loss,
                                   keypoints_2d=keypoints_2d, key=key,
                                   epoch=epoch)
+    elif self.num_hypotheses > 1:
+      teacher_depth = self.teacher_target(teacher_variables, keypoints_2d)
+      loss_fn = functools.partial(
+          self._hypothesis_loss, keypoints_2d=keypoints_2d, key=key,
+          teacher_depth=teacher_depth, step=state.step,
+          prior_real=self.prior_real_poses(key, keypoints_2d, teacher_depth,
+                                           prior_bank))
     else:
       teacher_depth = self.teacher_target(teacher_variables, keypoints_2d)
       loss_fn = functools.partial(self._student_loss,
@@ -323,9 +547,83 @@ class LiftingTask(loop.Task):
 
   def predict(self, variables, keypoints_2d: np.ndarray,
               batch_size: int = 4096) -> np.ndarray:
-    """Normalised 2D `[N, 17, 2]` -> root-relative 3D `[N, 17, 3]` (units)."""
+    """Normalised 2D `[N, 17, 2]` -> root-relative 3D `[N, 17, 3]` (units).
+
+    Single-hypothesis networks; a multi-hypothesis student predicts with
+    `predict_hypotheses`.
+    """
+    if self.num_hypotheses > 1:
+      raise ValueError("LiftingTask.predict: this student has "
+                       f"{self.num_hypotheses} hypotheses; use "
+                       "predict_hypotheses")
     return loop.run_chunked(self._predict, variables, keypoints_2d,
                             batch_size)
+
+  @functools.cached_property
+  def _predict_hypotheses(self):
+    return jax.jit(functools.partial(predict_hypotheses_3d, self.model))
+
+  def predict_hypotheses(self, variables, keypoints_2d: np.ndarray,
+                         batch_size: int = 4096) -> Dict[str, np.ndarray]:
+    """Normalised 2D `[N, 17, 2]` -> `predict_hypotheses_3d` outputs (numpy,
+    the model's hypothesis order)."""
+    return loop.run_chunked(self._predict_hypotheses, variables,
+                            keypoints_2d, batch_size)
+
+  def choose_hypotheses(self, outputs: Dict[str, np.ndarray],
+                        data: pipeline.Batch, choice: str,
+                        source: str = "data") -> np.ndarray:
+    """The chosen hypothesis `[N]` of `predict_hypotheses` outputs under
+    `choice` (`hypothesis_choice.CHOICES`), as configured in
+    `config.hypotheses`."""
+    hyp = self.config.hypotheses
+    segments = None
+    if choice == "temporal":
+      segments = hypothesis_choice.sequence_segments(
+          data, hyp.temporal_max_gap, source=source)
+    scores = {k: v for k, v in outputs.items() if k != "hypotheses"}
+    return hypothesis_choice.choose(
+        choice, outputs["hypotheses"], scores, segments,
+        temporal_unary=hyp.temporal_unary,
+        temporal_weight=hyp.temporal_weight)
+
+  def evaluate_hypotheses(self, variables, data: pipeline.Batch,
+                          source: str = "data") -> Dict[str, Any]:
+    """Evaluation of a multi-hypothesis student on one prepared split.
+
+    The top-level metrics (`mpjpe`, ..., their `_flip` variants) are those
+    of the hypothesis chosen without ground truth (`hypotheses.choice`);
+    `metrics.hypothesis_errors` adds `confident/` (the same, and its
+    `ambiguity` rate), `best/` (the oracle over hypotheses) and, for every
+    other choice this model and split allow, `choice_<name>/` entries.
+    Averages per action as `metrics.summarize`.
+    """
+    protocol = self.config.get("eval", {}).get("scale_protocol", "rotation")
+    outputs = self.predict_hypotheses(variables, data["keypoints_2d"])
+    per_hyp = metrics_lib.per_hypothesis_errors(
+        outputs["hypotheses"], data["pose_3d"], calibrate=True,
+        scale_protocol=protocol)
+    configured = self.config.hypotheses.choice
+    chosen = self.choose_hypotheses(outputs, data, configured, source)
+    errors = {k: np.take_along_axis(v, chosen[:, None], axis=1)[:, 0]
+              for k, v in per_hyp.items()}
+    errors.update(metrics_lib.hypothesis_errors(per_hyp, chosen))
+    available = ["chirality"]
+    if "discriminator" in outputs:
+      available.append("discriminator")
+    if "frame" in data:
+      available.append("temporal")
+    for choice in available:
+      if choice == configured:
+        continue
+      other = metrics_lib.hypothesis_errors(
+          per_hyp, self.choose_hypotheses(outputs, data, choice, source),
+          prefix=f"choice_{choice}", with_best=False)
+      errors.update({k: v for k, v in other.items()
+                     if k.rsplit("/", 1)[1] in ("mpjpe", "p_mpjpe",
+                                                "p_mpjpe_flip", "ambiguity")})
+    return dict(metrics_lib.summarize(errors, data.get("action")),
+                scale_protocol=protocol)
 
   def evaluate(self, state) -> Dict[str, Dict[str, Any]]:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -333,6 +631,10 @@ class LiftingTask(loop.Task):
     protocol = self.config.get("eval", {}).get("scale_protocol", "rotation")
     for split in self.config.dataset.eval_splits:
       data = self.eval_data(split)
+      if self.num_hypotheses > 1:
+        results[_split_name(split)] = self.evaluate_hypotheses(
+            variables, data, source=f"{self.config.dataset.name}[{split}]")
+        continue
       pred = self.predict(variables, data["keypoints_2d"])
       errors = metrics_lib.pose_errors(pred, data["pose_3d"], calibrate=True,
                                        scale_protocol=protocol)
@@ -350,14 +652,23 @@ class LiftingTask(loop.Task):
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     if self.stage == "teacher":
       return "teacher", teacher_kwargs(self.config.model), variables
+    if self.num_hypotheses > 1:
+      return "hypothesis_student", hypothesis_kwargs(self.config), variables
     return "student", student_kwargs(self.config.model), variables
 
   def export_metadata(self) -> Dict[str, Any]:
     """Input of `predict_3d`: H36M-17 2D keypoints, normalised by
     `camera.normalize_2d_lifting` (its defaults); `norm_scale` is the
     training split's scale, which inference may reuse."""
-    return {"input": "keypoints_2d", "skeleton": "h36m17",
+    meta = {"input": "keypoints_2d", "skeleton": "h36m17",
             "norm_scale": float(self.train_data["norm_scale"][0])}
+    if self.num_hypotheses > 1:
+      hyp = self.config.hypotheses
+      meta["hypotheses"] = {
+          "num_hypotheses": self.num_hypotheses, "choice": hyp.choice,
+          "temporal_unary": hyp.temporal_unary,
+          "temporal_weight": float(hyp.temporal_weight)}
+    return meta
 
 
 def _split_name(split: str) -> str:
