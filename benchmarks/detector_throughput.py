@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from xsup_presets import PRESETS
+from xsup_presets import PRESETS, body_disc
 
 NUM_JOINTS = 18  # The H36M-18 layout of the S2 configs.
 
@@ -66,9 +66,8 @@ def _settings(preset: str, depth_dim: int):
 
 def _masks(num: int, size: int) -> np.ndarray:
   """`[num, size, size]` float32 0/1 discs (stand-in body masks)."""
-  yy, xx = np.mgrid[0:size, 0:size]
-  disc = ((xx - size / 2) ** 2 + (yy - size / 2) ** 2) < (size / 3) ** 2
-  return np.broadcast_to(disc.astype(np.float32), (num, size, size)).copy()
+  return np.broadcast_to(body_disc(size).astype(np.float32),
+                         (num, size, size)).copy()
 
 
 def xsup_numbers(preset: str, images: np.ndarray, steps: int, dtype: str,

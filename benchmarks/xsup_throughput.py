@@ -38,7 +38,7 @@ import numpy as np
 
 from bench_util import (CompileCounter, cost_flops, matmul_ceiling, mfu,
                         peak_memory_mb)
-from xsup_presets import PRESETS
+from xsup_presets import PRESETS, body_disc
 
 
 
@@ -48,8 +48,7 @@ def random_data(rng: np.random.Generator, num: int, views: int, size: int):
     return rng.integers(0, 256, (n, v, size, size, 3), dtype=np.uint8)
 
   def masks(n, v):
-    yy, xx = np.mgrid[0:size, 0:size]
-    disc = ((xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size / 3) ** 2)
+    disc = body_disc(size)
     return np.broadcast_to((disc * 255).astype(np.uint8)[..., None],
                            (n, v, size, size, 1)).copy()
 

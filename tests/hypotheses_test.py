@@ -397,7 +397,7 @@ def test_temporal_path_is_the_cheapest_path():
   rng = np.random.default_rng(7)
   hyps = rng.normal(size=(5, 3, 17, 3))
   scores = rng.normal(size=(5, 3))
-  unit = np.asarray(hypothesis_choice.unit_radius(jnp.asarray(hyps)))
+  unit = np.asarray(pose_prior.unit_radius(jnp.asarray(hyps)))
   best, best_cost = None, np.inf
   for path in np.ndindex(*(3,) * 5):
     cost = -sum(scores[t, k] for t, k in enumerate(path)) + 0.7 * sum(

@@ -39,17 +39,8 @@ def tiny_lifting_config(stage: str, steps: int = 4) -> ml_collections.ConfigDict
   """The lifting config of `stage` with 1-layer networks and batch 16, for
   `steps` steps (checkpoints every 2; only the final evaluation)."""
   c = config_defaults.lifting(stage)
-  if stage == "teacher":
-    c.model.width = 32
-    c.model.num_layers = 1
-  else:
-    c.model.hidden = 16
-    c.model.num_blocks = 1
-  c.teacher_model.width = 32
-  c.teacher_model.num_layers = 1
-  c.batch_size = 16
-  c.total_steps = steps
-  c.log_every_steps = 2
+  config_defaults.shrink_lifting(c, batch=16, steps=steps, log_every=2,
+                                 teacher_width=32, teacher_layers=1)
   c.checkpoint_every_steps = 2
   c.eval_every_steps = 100
   c.optimizer.decay_every_epochs = 1

@@ -254,17 +254,20 @@ def xsup(stage: str) -> ml_collections.ConfigDict:
   return c
 
 
-def _shrink_lifting(c: ml_collections.ConfigDict, batch: int, steps: int,
-                    log_every: int) -> None:
-  """Tiny networks and a few steps, for smoke tests."""
+def shrink_lifting(c: ml_collections.ConfigDict, batch: int, steps: int,
+                   log_every: int, teacher_width: int = 64,
+                   teacher_layers: int = 2) -> None:
+  """Tiny networks and a few steps, for smoke tests: the teacher (trained or
+  frozen) `teacher_width` wide with `teacher_layers` layers, a 16-wide
+  1-block student."""
   if c.stage == "teacher":
-    c.model.width = 64
-    c.model.num_layers = 2
+    c.model.width = teacher_width
+    c.model.num_layers = teacher_layers
   else:
     c.model.hidden = 16
     c.model.num_blocks = 1
-  c.teacher_model.width = 64
-  c.teacher_model.num_layers = 2
+  c.teacher_model.width = teacher_width
+  c.teacher_model.num_layers = teacher_layers
   c.batch_size = batch
   c.total_steps = steps
   c.log_every_steps = log_every
@@ -319,7 +322,7 @@ def lifting_synthetic(stage: str, variant: str = None
     c.dataset.config = "noisy"
   elif variant == "tiny":
     c.dataset.config = "tiny"
-    _shrink_lifting(c, batch=16, steps=4, log_every=2)
+    shrink_lifting(c, batch=16, steps=4, log_every=2)
   elif variant:
     raise ValueError(f"Unknown variant {variant!r}; known: noisy, tiny")
   return c
@@ -372,7 +375,7 @@ def lifting_cmu(stage: str, variant: str = None) -> ml_collections.ConfigDict:
     c.loss.orient_teacher_depth = True
     c.loss.mirror_average_teacher = True
   if variant == "tiny":
-    _shrink_lifting(c, batch=16, steps=2, log_every=1)
+    shrink_lifting(c, batch=16, steps=2, log_every=1)
   elif variant:
     raise ValueError(f"Unknown variant {variant!r}; known: tiny")
   return c

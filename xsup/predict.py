@@ -595,7 +595,7 @@ class Predictor:
     chosen = hypothesis_choice.choose(
         choice, hyps, scores, segments, temporal_unary=unary,
         temporal_weight=float(settings.get("temporal_weight", 1.0)))
-    base = scores[unary if choice == "temporal" else choice]
+    base = scores[hypothesis_choice.per_frame_score(choice, unary)]
     order = hypothesis_choice.rank(base, chosen)
     return (np.take_along_axis(hyps, order[:, :, None, None], axis=1),
             np.take_along_axis(base, order, axis=1), choice)

@@ -247,10 +247,11 @@ def ordered_mirror_distillation_loss(hypotheses: Array, keypoints_2d: Array,
   oriented target (`orient_depth_by_chirality`), hypothesis 1 its depth
   mirror; any others learn nothing.
 
-  A warm-up for `wta_distillation_loss(..., with_mirror=True)`: started
-  from random weights, the winner of each sample is arbitrary, so which
-  output holds which orientation changes from input to input; fixed roles
-  first make each output one smooth function.
+  The `fixed_roles` distillation of `xsup.train.lifting`, and the warm-up
+  of `wta_distillation_loss(..., with_mirror=True)`: started from random
+  weights, the winner of each sample is arbitrary, so which output holds
+  which orientation changes from input to input; fixed roles make each
+  output one smooth function.
 
   Args:
     hypotheses: `[B, K, J, 1]`, K >= 2.

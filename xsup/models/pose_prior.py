@@ -27,6 +27,13 @@ Array = jax.Array
 _H17 = skeleton_lib.H36M17
 
 
+def unit_radius(poses: Array, eps: float = 1e-12) -> Array:
+  """Root-relative `[..., J, 3]` poses scaled to unit RMS joint radius."""
+  rel = poses - poses[..., :1, :]
+  radius = jnp.sqrt(jnp.mean(jnp.sum(rel * rel, axis=-1), axis=-1) + eps)
+  return rel / radius[..., None, None]
+
+
 def canonical_pose(pose_3d: Array, eps: float = 1e-8) -> Array:
   """Root-relative pose in its body frame, scaled to unit RMS radius.
 
@@ -55,9 +62,7 @@ def canonical_pose(pose_3d: Array, eps: float = 1e-8) -> Array:
   up = unit(up - jnp.sum(up * across, axis=-1, keepdims=True) * across)
   forward = jnp.cross(across, up)
   frame = jnp.stack([across, up, forward], axis=-2)  # rows = body axes
-  canon = jnp.einsum("...jc,...dc->...jd", rel, frame)
-  radius = jnp.sqrt(jnp.mean(jnp.sum(canon * canon, axis=-1), axis=-1) + eps)
-  return canon / radius[..., None, None]
+  return unit_radius(jnp.einsum("...jc,...dc->...jd", rel, frame), eps)
 
 
 class PosePrior(nn.Module):

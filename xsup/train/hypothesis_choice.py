@@ -32,21 +32,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsup.losses import lifting as losses
+from xsup.models import pose_prior
 
 CHOICES = ("chirality", "discriminator", "temporal")
 PER_FRAME_CHOICES = ("chirality", "discriminator")
 
 
-def unit_radius(poses: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """Root-relative `[..., J, 3]` poses scaled to unit RMS joint radius."""
-  rel = poses - poses[..., :1, :]
-  radius = jnp.sqrt(jnp.mean(jnp.sum(rel * rel, axis=-1), axis=-1) + eps)
-  return rel / radius[..., None, None]
-
-
 def chirality_scores(hypotheses_3d: jax.Array) -> jax.Array:
   """`[..., K, 17, 3]` -> `[..., K]` chirality of each unit-radius pose."""
-  return losses.chirality_score(unit_radius(hypotheses_3d))
+  return losses.chirality_score(pose_prior.unit_radius(hypotheses_3d))
+
+
+def per_frame_score(choice: str, temporal_unary: str = "chirality") -> str:
+  """The name of the per-frame score that `choice` ranks by (the temporal
+  choice: `temporal_unary`), checked."""
+  check_choice(choice)
+  base = temporal_unary if choice == "temporal" else choice
+  if base not in PER_FRAME_CHOICES:
+    raise ValueError(f"temporal_unary must be one of {PER_FRAME_CHOICES}, "
+                     f"got {base!r}")
+  return base
 
 
 def check_choice(choice: str) -> str:
@@ -61,7 +66,8 @@ def temporal_path(hypotheses_3d: np.ndarray, scores: np.ndarray,
   """The hypothesis per frame of the cheapest path through a sequence.
 
   cost = sum_t -scores[t, k_t] + weight * sum_{t>0} d(t-1, k_{t-1}; t, k_t),
-  d = mean joint distance of the unit-radius poses (`unit_radius`).
+  d = mean joint distance of the unit-radius poses
+  (`pose_prior.unit_radius`).
 
   Args:
     hypotheses_3d: `[T, K, J, 3]` frames in time order.
@@ -70,7 +76,8 @@ def temporal_path(hypotheses_3d: np.ndarray, scores: np.ndarray,
   Returns:
     `[T]` int chosen hypothesis per frame.
   """
-  hyps = np.asarray(unit_radius(jnp.asarray(hypotheses_3d, jnp.float32)),
+  hyps = np.asarray(pose_prior.unit_radius(
+      jnp.asarray(hypotheses_3d, jnp.float32)),
                     np.float64)
   scores = np.asarray(scores, np.float64)
   if hyps.ndim != 4 or scores.shape != hyps.shape[:2]:
@@ -169,11 +176,7 @@ def choose(choice: str, hypotheses_3d: np.ndarray,
     temporal_unary: per-frame score of the temporal choice.
     temporal_weight: its temporal term's weight.
   """
-  check_choice(choice)
-  base = temporal_unary if choice == "temporal" else choice
-  if base not in PER_FRAME_CHOICES:
-    raise ValueError(f"temporal_unary must be one of {PER_FRAME_CHOICES}, "
-                     f"got {base!r}")
+  base = per_frame_score(choice, temporal_unary)
   if base not in scores:
     raise ValueError(f"Hypothesis choice {choice!r} needs {base!r} scores, "
                      f"which this model does not give (it has "

@@ -11,7 +11,7 @@
 
 With `config.model.num_hypotheses` K > 1 the student
 (`student.HypothesisStudent`) gives K depth hypotheses per input, trained
-trained with one of two distillations (`loss.hypothesis_distillation`):
+with one of two distillations (`loss.hypothesis_distillation`):
 "winner_takes_all" counts, per sample, only the hypothesis closest to the
 target (`loss.wta_mirror_target`: also the target's depth mirror into its
 own winner; `loss.wta_ordered_steps`: fixed roles before that step);
@@ -364,7 +364,6 @@ class LiftingTask(loop.Task):
     hyps, updates = self.model.apply(variables, keypoints_2d, train=True,
                                      mutable=["batch_stats"])
     distill_errors = losses.per_sample_mpjpe(hyps, teacher_depth[:, None])
-    ordered_steps = self.wta_ordered_steps
     if self.hypothesis_distillation == "fixed_roles":
       distill = losses.ordered_mirror_distillation_loss(hyps, keypoints_2d,
                                                         teacher_depth)
@@ -372,6 +371,7 @@ class LiftingTask(loop.Task):
       distill = losses.wta_distillation_loss(
           hyps, teacher_depth,
           with_mirror=cfg.get("wta_mirror_target", False))
+      ordered_steps = self.wta_ordered_steps
       if ordered_steps > 0:
         ordered = losses.ordered_mirror_distillation_loss(
             hyps, keypoints_2d, teacher_depth)
@@ -605,9 +605,9 @@ class LiftingTask(loop.Task):
         scale_protocol=protocol)
     configured = self.config.hypotheses.choice
     chosen = self.choose_hypotheses(outputs, data, configured, source)
-    errors = {k: np.take_along_axis(v, chosen[:, None], axis=1)[:, 0]
-              for k, v in per_hyp.items()}
-    errors.update(metrics_lib.hypothesis_errors(per_hyp, chosen))
+    confident = metrics_lib.hypothesis_errors(per_hyp, chosen)
+    errors = {name: confident[f"confident/{name}"] for name in per_hyp}
+    errors.update(confident)
     available = ["chirality"]
     if "discriminator" in outputs:
       available.append("discriminator")
