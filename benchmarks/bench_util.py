@@ -9,6 +9,7 @@ import resource
 import time
 from typing import Any, Dict, Optional
 
+import xsup  # noqa: F401  First, so that its XLA:CPU setting applies.
 import jax
 import jax.numpy as jnp
 

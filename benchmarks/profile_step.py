@@ -3,7 +3,8 @@ r"""Per-op time profile of one training step (jax.profiler trace).
 Builds the step of a workload exactly as the throughput benchmarks do,
 compiles it, runs warm-up steps, then traces `--steps` steps with
 `jax.profiler` and sums, per XLA op of the compiled program, the time its
-thunks ran. Each op is classified from the optimised HLO (the heaviest
+thunks ran, plus the idle time after an asynchronous thunk until the next
+op starts (`op_times`). Each op is classified from the optimised HLO (the heaviest
 instruction inside a fusion: convolution, dot, reduce, ...; backward ops
 are those whose source is a `transpose(...)` of the JAX program, i.e. the
 VJP) and attributed to the model part in its source location.
@@ -13,7 +14,7 @@ Workloads: `teacher`, `student` (lifting, batch `--batch`, default 128),
 default 8, `--views` 4).
 
     python benchmarks/profile_step.py --workload student [--steps 3] \
-        [--top 15] [--dtype float32] [--json out.json]
+        [--top 15] [--dtype float32] [--depth_dim 32] [--json out.json]
 
 Prints the top ops and the shares per category and per model part; with
 `--json`, writes them. Durations on a loaded machine are noisy: compare
@@ -125,14 +126,16 @@ def direction(op_name: str, kind: str = "") -> str:
   return "forward"
 
 
-def build(workload: str, batch: int, views: int, dtype: str):
+def build(workload: str, batch: int, views: int, dtype: str,
+          depth_dim: int = 0):
   if workload in ("teacher", "student"):
     step, args, _ = lifting_throughput.build_train_step(
         workload, batch or 128, dtype)
     return step, args
   if workload.startswith("xsup:"):
     step, args, _ = xsup_throughput.build_step(
-        workload.split(":", 1)[1], batch or 8, views, dtype)
+        workload.split(":", 1)[1], batch or 8, views, dtype,
+        depth_dim=depth_dim)
     return step, args
   raise ValueError(f"Unknown workload {workload!r}; known: teacher, student, "
                    f"xsup:<{'|'.join(sorted(xsup_throughput.PRESETS))}>")
@@ -147,10 +150,41 @@ def trace_events(logdir: str) -> List[dict]:
     return json.load(f)["traceEvents"]
 
 
+def op_times(events: List[dict], module: str, steps: int) -> Dict[str, float]:
+  """Microseconds per step of each op of `module`, own time plus async tail.
+
+  XLA:CPU runs some thunks (convolutions, large reductions, scatters)
+  asynchronously: the traced event ends when the work is handed to the
+  intra-op thread pool, and no op event covers the time until it finishes.
+  Any interval in which no op of the module is running is charged to the
+  op that was dispatched last before it. That is the op whose work fills it
+  when the program runs one op at a time; when the executor runs two
+  independent ops at once, a small op dispatched after a large asynchronous
+  one can be charged the large one's tail. The total is right either way;
+  for a part's share of the step, time the step with that part switched
+  off (its loss weight 0).
+  """
+  ops = []
+  for e in events:
+    args_ = e.get("args") or {}
+    if e.get("ph") == "X" and args_.get("hlo_module") == module:
+      ops.append((e["ts"], e.get("dur", 0.0), args_.get("hlo_op", e["name"])))
+  ops.sort()
+  per_op = collections.Counter()
+  busy_until, last = None, None
+  for start, dur, name in ops:
+    if last is not None and start > busy_until:
+      per_op[last] += (start - busy_until) / steps
+    per_op[name] += dur / steps
+    if busy_until is None or start + dur >= busy_until:
+      busy_until, last = start + dur, name
+  return per_op
+
+
 def profile(workload: str, batch: int, views: int, steps: int, dtype: str,
-            warmup: int = 2) -> dict:
+            warmup: int = 2, depth_dim: int = 0) -> dict:
   """Per-op totals of `steps` traced steps of `workload`."""
-  step, args = build(workload, batch, views, dtype)
+  step, args = build(workload, batch, views, dtype, depth_dim)
   compiled = step.lower(*args).compile()
   hlo = parse_hlo(compiled.as_text())
   module = compiled.as_text().split("\n", 1)[0].split()[1].rstrip(",")
@@ -165,11 +199,7 @@ def profile(workload: str, batch: int, views: int, steps: int, dtype: str,
       state, metrics = step(state, *rest)
     jax.block_until_ready(metrics)
   wall = (time.perf_counter() - start) / steps
-  per_op = collections.Counter()
-  for e in trace_events(logdir):
-    args_ = e.get("args") or {}
-    if e.get("ph") == "X" and args_.get("hlo_module") == module:
-      per_op[args_.get("hlo_op", e["name"])] += e.get("dur", 0.0) / steps
+  per_op = op_times(trace_events(logdir), module, steps)
   total = sum(per_op.values()) or 1.0
   rows = []
   for op, us in per_op.most_common():
@@ -203,13 +233,15 @@ def main(argv=None):
   parser.add_argument("--dtype", default="float32",
                       choices=["float32", "bfloat16"])
   parser.add_argument("--warmup", type=int, default=2)
+  parser.add_argument("--depth_dim", type=int, default=0,
+                      help="xsup workloads: depth bins (0: the preset's)")
   parser.add_argument("--top", type=int, default=15)
   parser.add_argument("--detail", action="store_true",
                       help="print each top op's HLO instruction")
   parser.add_argument("--json", default=None)
   args = parser.parse_args(argv)
   result = profile(args.workload, args.batch, args.views, args.steps,
-                   args.dtype, args.warmup)
+                   args.dtype, args.warmup, args.depth_dim)
   print(f"{result['workload']} ({result['dtype']}): "
         f"{result['wall_ms_per_step']:.1f} ms/step wall, "
         f"{result['op_ms_per_step']:.1f} ms of op time per step")

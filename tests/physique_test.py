@@ -73,6 +73,24 @@ def test_bilinear_upsample_matches_half_pixel_rule():
   np.testing.assert_allclose(up, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 8, 8, 2)])
+def test_bilinear_upsample_equals_jax_image_resize(shape):
+  rng = np.random.default_rng(sum(shape))
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  b, h, w, c = shape
+
+  def resize(x):
+    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method="bilinear",
+                            antialias=False)
+
+  np.testing.assert_allclose(physique.upsample_bilinear_2x(x), resize(x),
+                             atol=1e-5)
+  cotangent = jnp.asarray(rng.normal(size=(b, 2 * h, 2 * w, c)), jnp.float32)
+  ours, ref = (jax.grad(lambda x, f=f: jnp.sum(f(x) * cotangent))(x)
+               for f in (physique.upsample_bilinear_2x, resize))
+  np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
 def test_bad_size_raises():
   model = physique.PhysiqueNet(features=(4, 8, 16))
   with pytest.raises(ValueError, match="divisible"):

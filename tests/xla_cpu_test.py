@@ -77,3 +77,34 @@ def test_installed_jaxlib_accepts_the_flag_with_the_same_gradients():
   for name in ("gx", "gw"):
     np.testing.assert_allclose(with_flag[name], without[name], rtol=1e-4,
                                atol=1e-4)
+
+
+_LATE_IMPORT = """
+import sys
+import jax, jax.numpy as jnp
+if sys.argv[1] == "late":
+  jnp.ones(2).sum().block_until_ready()  # Starts the backend first.
+import xsup
+from xsup import xla_cpu
+print(xla_cpu.backends_started())
+"""
+
+
+def test_a_late_import_warns_that_the_setting_does_not_apply():
+  version = xla_cpu._jaxlib_version()  # pylint: disable=protected-access
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  env.pop(xla_cpu.OPT_OUT, None)
+  runs = {}
+  for order in ("late", "early"):
+    out = subprocess.run([sys.executable, "-c", _LATE_IMPORT, order],
+                         env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs[order] = out
+  assert runs["late"].stdout.split()[-1] == "True"
+  assert runs["early"].stdout.split()[-1] == "False"
+  assert "imported after JAX ran" not in runs["early"].stderr
+  if version is not None and FIRST <= version < LAST:
+    assert "imported after JAX ran its first computation" in (
+        runs["late"].stderr)

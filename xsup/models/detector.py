@@ -30,7 +30,6 @@ from typing import Any, Dict
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from xsup.models import integral
 from xsup.models import resnet
@@ -39,16 +38,6 @@ Dtype = Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _phase_taps(phase: int) -> np.ndarray:
-  """Kernel rows used by output phase `phase` (0: even, 1: odd rows).
-
-  For stride 2, padding 1, kernel 4: output row 2m takes input rows m - 1
-  and m through kernel rows 3 and 1; row 2m + 1 takes rows m and m + 1
-  through kernel rows 2 and 0, i.e. tap t of phase a uses row 3 - a - 2t.
-  """
-  return np.array([3 - phase - 2 * t for t in (0, 1)])
 
 
 def deconv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -67,7 +56,12 @@ def deconv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   for a in (0, 1):
     cols = []
     for c in (0, 1):
-      taps = kernel[_phase_taps(a)][:, _phase_taps(c)]  # [2, 2, out, in]
+      # For stride 2, padding 1, kernel 4: output row 2m takes input rows
+      # m - 1 and m through kernel rows 3 and 1; row 2m + 1 takes rows m and
+      # m + 1 through kernel rows 2 and 0, i.e. tap t of phase a uses kernel
+      # row 3 - a - 2t. Static strided slices, not a gather (whose gradient
+      # would be a scatter).
+      taps = kernel[3 - a::-2, 3 - c::-2]  # [2, 2, out, in]
       cols.append(jax.lax.conv_general_dilated(
           padded[:, a:a + h + 1, c:c + w + 1],
           jnp.transpose(taps, (0, 1, 3, 2)), (1, 1), "VALID",

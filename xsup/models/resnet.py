@@ -33,6 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from xsup.models import pooling
+
 Dtype = Any
 
 # depth -> (block kind, blocks per stage).
@@ -234,7 +236,7 @@ class ResNet(nn.Module):
                 kernel_init=conv_init, name="conv1")(x)
     x = _bn_factory(self.dtype, train)(name="bn1")(x)
     x = nn.relu(x)
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=_pad(3))
+    x = pooling.max_pool_3x3_stride2(x)
     for stage, (width, blocks) in enumerate(zip(widths, layers)):
       for b in range(blocks):
         strides = 2 if (stage > 0 and b == 0) else 1
