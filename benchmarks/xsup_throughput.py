@@ -23,7 +23,14 @@ ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it).
 
     python benchmarks/xsup_throughput.py [--preset r18_128] \
         [--preset r50_256] [--batch 8] [--views 4] [--steps 10] \
-        [--dtype float32|bfloat16] [--devices 1] [--depth_dim 32]
+        [--dtype float32|bfloat16] [--devices 1] [--depth_dim 32] \
+        [--zero_loss physique ...]
+
+`--zero_loss TERM` (repeatable) sets that loss weight to 0, which removes
+the term and what only it needs from the compiled step: the difference in
+seconds per step against the full step is that part's cost (e.g.
+`physique`: the physique network; `mask` and `physique` together: the line
+mask too; every target term: the target images' detector pass).
 """
 
 import argparse
@@ -32,6 +39,7 @@ import os
 import resource
 import sys
 import time
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -64,7 +72,8 @@ def random_data(rng: np.random.Generator, num: int, views: int, size: int):
 
 
 def build_step(preset: str, batch: int, views: int, dtype: str = "float32",
-               devices: int = 1, depth_dim: int = 0):
+               devices: int = 1, depth_dim: int = 0,
+               zero_loss: Sequence[str] = ()):
   """The jitted S2 step of `preset` on random data.
 
   Returns:
@@ -86,6 +95,11 @@ def build_step(preset: str, batch: int, views: int, dtype: str = "float32",
   config.model.dtype = dtype
   if depth_dim:
     config.model.depth_dim = depth_dim
+  for term in zero_loss:
+    if term not in xsup_train.LOSS_TERMS:
+      raise ValueError(f"--zero_loss {term!r}: not a loss term; known: "
+                       f"{', '.join(xsup_train.LOSS_TERMS)}")
+    config.loss[term] = 0.0
   config.batch_size = batch
   config.num_devices = devices
   rng = np.random.default_rng(0)
@@ -109,10 +123,11 @@ def build_step(preset: str, batch: int, views: int, dtype: str = "float32",
 
 
 def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
-              devices: int, depth_dim: int = 0, peak=None, ceiling=None):
+              devices: int, depth_dim: int = 0, peak=None, ceiling=None,
+              zero_loss: Sequence[str] = ()):
   """One preset's measurements (one JSON-serialisable dict)."""
   step, args, info = build_step(preset, batch, views, dtype, devices,
-                                depth_dim)
+                                depth_dim, zero_loss)
   compiles = CompileCounter()
   start = time.perf_counter()
   compiled = step.lower(*args).compile()
@@ -133,6 +148,7 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
   row = {
       "preset": preset, "batch": batch, "views": views, "dtype": dtype,
       "depth_dim": info["config"].model.depth_dim,
+      "zero_loss": sorted(zero_loss),
       "devices": info["mesh"].size, "step_s": per_step,
       "examples_per_s": batch / per_step,
       "detector_images_per_s": info["images"] / per_step,
@@ -164,6 +180,9 @@ def main(argv=None):
                       help="chip peak for the MFU (default: known chips)")
   parser.add_argument("--no_ceiling", action="store_true",
                       help="skip measuring the matmul ceiling")
+  parser.add_argument("--zero_loss", action="append", default=[],
+                      help="repeatable: a loss term whose weight is set to 0"
+                      " (time the step without it)")
   parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args(argv)
   peak = args.peak_tflops * 1e12 if args.peak_tflops else None
@@ -172,7 +191,7 @@ def main(argv=None):
   for preset in args.preset or ["r18_128"]:
     rows.append(benchmark(preset, args.batch, args.views, args.steps,
                           args.dtype, args.devices, args.depth_dim, peak,
-                          ceiling))
+                          ceiling, args.zero_loss))
     print(json.dumps(rows[-1]), flush=True)  # One JSON line per preset.
   device = jax.devices()[0]
   print(f"\nXSup S2 step on {len(jax.devices())} x {device.platform} "
@@ -191,7 +210,9 @@ def main(argv=None):
           f"{r['dtype']:<8} {r['step_s']:>8.3f} "
           f"{r['detector_images_per_s']:>9.2f} {r['step_flops'] / 1e9:>10.1f} "
           f"{r['achieved_tflops']:>8.3f} {mfu_text:>6} {ceil_text:>7} "
-          f"{r['compile_s']:>9.1f} {r['peak_memory_mb']:>8.0f}")
+          f"{r['compile_s']:>9.1f} {r['peak_memory_mb']:>8.0f}"
+          + (f"  without {', '.join(r['zero_loss'])}" if r["zero_loss"]
+             else ""))
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=2)

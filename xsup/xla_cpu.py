@@ -12,8 +12,8 @@ the YNNPACK library fusions that jaxlib 0.10 uses by default. Measured on a
 (`benchmarks/detector_throughput.py`, `benchmarks/xsup_throughput.py`): the
 detector's training step runs at 16.0 images/s with the setting against
 11.0-11.6 without, the detector with the mask branch at 8.4-9.0 against
-5.4-5.9, and the whole S2 step at 8.4 against 5.6. Only XLA's CPU backend
-reads the flag; GPU and TPU runs are unchanged.
+5.4-5.9, and the whole S2 step at 9.1-9.9 against 6.0-6.7. Only XLA's CPU
+backend reads the flag; GPU and TPU runs are unchanged.
 
 A flag XLA does not know stops the process, so the setting is only added
 for the jaxlib versions it was measured with (`TESTED_JAXLIB`); re-measure
