@@ -4,10 +4,11 @@ Builds the step of a workload exactly as the throughput benchmarks do,
 compiles it, runs warm-up steps, then traces `--steps` steps with
 `jax.profiler` and sums, per XLA op of the compiled program, the time its
 thunks ran, plus the idle time after an asynchronous thunk until the next
-op starts (`op_times`). Each op is classified from the optimised HLO (the heaviest
-instruction inside a fusion: convolution, dot, reduce, ...; backward ops
-are those whose source is a `transpose(...)` of the JAX program, i.e. the
-VJP) and attributed to the model part in its source location.
+op starts (`op_times`). Each op is classified from the optimised HLO (the
+heaviest instruction inside a fusion: convolution, dot, reduce, ...;
+backward ops are those whose source is a `transpose(...)` of the JAX
+program, i.e. the VJP) and attributed to the model part in its source
+location.
 
 Workloads: `teacher`, `student` (lifting, batch `--batch`, default 128),
 `xsup:<preset>` (the S2 step of `xsup_throughput.py`, batch `--batch`,
@@ -161,8 +162,8 @@ def op_times(events: List[dict], module: str, steps: int) -> Dict[str, float]:
   when the program runs one op at a time; when the executor runs two
   independent ops at once, a small op dispatched after a large asynchronous
   one can be charged the large one's tail. The total is right either way;
-  for a part's share of the step, time the step with that part switched
-  off (its loss weight 0).
+  for a part's share of the S2 step, time the step with that part switched
+  off (`xsup_throughput.py --zero_loss`).
   """
   ops = []
   for e in events:
