@@ -41,5 +41,5 @@ setuptools.setup(
         "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10",
                  "nbformat>=5.9", "ipykernel>=6.29"],
     },
-    entry_points={"console_scripts": ["xsup=xsup.main:run"]},
+    entry_points={"console_scripts": ["xsup=xsup.main:cli"]},
 )

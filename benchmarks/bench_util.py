@@ -36,6 +36,37 @@ def peak_memory_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class HostCost:
+  """Kernel CPU time and first-touch page faults of the process over a block.
+
+  XLA:CPU takes a fresh block of memory for each call's temporaries; the
+  operating system zeroes its pages when they are first written, which is
+  kernel time that the step's wall time includes (large for small, fast
+  steps such as the lifting student's).
+
+      with HostCost() as cost:
+        ...  # n steps
+      cost.per_call(n)  # {"kernel_cpu_s": ..., "page_faults_mb": ...}
+  """
+
+  def __enter__(self):
+    self._start = resource.getrusage(resource.RUSAGE_SELF)
+    return self
+
+  def __exit__(self, *exc):
+    self._end = resource.getrusage(resource.RUSAGE_SELF)
+    return False
+
+  def per_call(self, calls: int) -> Dict[str, float]:
+    """Kernel CPU seconds (all threads) and MB of minor page faults per
+    call, over `calls` calls in the block."""
+    faults = self._end.ru_minflt - self._start.ru_minflt
+    return {"kernel_cpu_s": (self._end.ru_stime - self._start.ru_stime) /
+                            calls,
+            "page_faults_mb": faults * resource.getpagesize() / 2**20 /
+                              calls}
+
+
 def cost_flops(compiled) -> float:
   """FLOPs of one call of a compiled program (XLA's cost analysis; 0 when
   the backend reports none)."""

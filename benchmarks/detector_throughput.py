@@ -226,7 +226,9 @@ def reference_numbers(repo: str, preset: str, images: np.ndarray, steps: int,
           "finite": bool(np.isfinite(loss))}
 
 
-def main(argv=None):
+def main(argv=None, restart: bool = False):
+  """`restart`: first restart the process as the command line does
+  (`xsup.host_memory`)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--impl", default="xsup",
                       choices=["xsup", "reference"])
@@ -244,6 +246,9 @@ def main(argv=None):
   parser.add_argument("--reference_repo", default=None)
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   args = parser.parse_args(argv)
+  if args.impl == "xsup" and restart:
+    from xsup import host_memory  # pylint: disable=g-import-not-at-top
+    host_memory.restart_with_huge_pages(sys.argv)  # As the command line.
   if args.impl == "reference" and not args.reference_repo:
     parser.error("--impl reference needs --reference_repo")
   rows = []
@@ -267,4 +272,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main(sys.argv[1:], restart=True)

@@ -108,7 +108,7 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
   """Train and inference poses/s, FLOPs and compile counts of `stage`."""
   # pylint: disable=g-import-not-at-top
   import jax
-  from bench_util import CompileCounter, cost_flops, peak_memory_mb
+  from bench_util import CompileCounter, HostCost, cost_flops, peak_memory_mb
   # pylint: enable=g-import-not-at-top
   compiles = CompileCounter()
   step, args, task = build_train_step(stage, batch, dtype)
@@ -120,7 +120,10 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
     jax.block_until_ready(metrics["loss"])
 
   before = compiles.count
-  train_s = time_calls(train_once, steps)
+  for _ in range(2):  # Warm-up, outside the host cost.
+    train_once()
+  with HostCost() as host:
+    train_s = time_calls(train_once, steps, warmup=0)
   timed_compiles = compiles.count - before
   state = args[0]
   variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -146,6 +149,9 @@ def xsup_numbers(stage: str, batch: int, steps: int, infer_batch: int,
           # pylint: disable-next=protected-access
           "infer_compiles": infer._cache_size(),
           "compiles_while_timed": timed_compiles,
+          **{f"train_{k}_per_step": v
+             for k, v in host.per_call(steps).items()},
+          "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
           "peak_memory_mb": peak_memory_mb()}
 
 
@@ -204,7 +210,9 @@ def reference_numbers(repo: str, stage: str, batch: int, steps: int,
               resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def main(argv=None):
+def main(argv=None, restart: bool = False):
+  """`restart`: first restart the process as the command line does
+  (`xsup.host_memory`)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--impl", default="xsup",
                       choices=["xsup", "reference"])
@@ -222,6 +230,9 @@ def main(argv=None):
                       help="skip measuring the matmul ceiling")
   parser.add_argument("--json", default=None, help="also write results here")
   args = parser.parse_args(argv)
+  if args.impl == "xsup" and restart:
+    from xsup import host_memory  # pylint: disable=g-import-not-at-top
+    host_memory.restart_with_huge_pages(sys.argv)  # As the command line.
   ceiling = None
   if args.impl == "xsup" and not args.no_ceiling:
     from bench_util import matmul_ceiling  # pylint: disable=g-import-not-at-top
@@ -253,4 +264,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main(sys.argv[1:], restart=True)

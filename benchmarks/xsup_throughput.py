@@ -44,8 +44,8 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from bench_util import (CompileCounter, cost_flops, matmul_ceiling, mfu,
-                        peak_memory_mb)
+from bench_util import (CompileCounter, HostCost, cost_flops, matmul_ceiling,
+                        mfu, peak_memory_mb)
 from xsup_presets import PRESETS, body_disc
 
 
@@ -140,9 +140,10 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
   jax.block_until_ready(keys)
   compiles_before = compiles.count
   start = time.perf_counter()
-  for step_key in keys:
-    state, metrics = step(state, batch_arrays, step_key, extras)
-  jax.block_until_ready(metrics)
+  with HostCost() as host:
+    for step_key in keys:
+      state, metrics = step(state, batch_arrays, step_key, extras)
+    jax.block_until_ready(metrics)
   per_step = (time.perf_counter() - start) / steps
   finite = all(np.isfinite(float(v)) for v in metrics.values())
   row = {
@@ -157,12 +158,16 @@ def benchmark(preset: str, batch: int, views: int, steps: int, dtype: str,
       "step_compiles": step._cache_size(),  # pylint: disable=protected-access
       "compiles_while_timed": compiles.count - compiles_before,
       "peak_memory_mb": peak_memory_mb(), "finite": finite,
+      **{f"{k}_per_step": v for k, v in host.per_call(steps).items()},
+      "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
   }
   row.update(mfu(flops / per_step, dtype, peak, ceiling))
   return row
 
 
-def main(argv=None):
+def main(argv=None, restart: bool = False):
+  """`restart`: first restart the process as the command line does
+  (`xsup.host_memory`)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", action="append", choices=sorted(PRESETS),
                       help="repeatable; default r18_128")
@@ -185,6 +190,9 @@ def main(argv=None):
                       " (time the step without it)")
   parser.add_argument("--json", help="also write the rows to this file")
   args = parser.parse_args(argv)
+  if restart:
+    from xsup import host_memory  # pylint: disable=g-import-not-at-top
+    host_memory.restart_with_huge_pages(sys.argv)  # As the command line.
   peak = args.peak_tflops * 1e12 if args.peak_tflops else None
   ceiling = None if args.no_ceiling else matmul_ceiling(args.dtype)
   rows = []
@@ -220,4 +228,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main(sys.argv[1:], restart=True)

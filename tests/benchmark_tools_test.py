@@ -44,3 +44,20 @@ def test_zero_loss_rejects_an_unknown_term():
   with pytest.raises(ValueError, match=r"--zero_loss 'body': not a loss "
                      r"term; known: synthetic, mask, physique"):
     xsup_throughput.build_step("demo_64", 2, 2, zero_loss=("body",))
+
+
+def test_host_cost_counts_first_touch_page_faults():
+  import mmap  # pylint: disable=g-import-not-at-top
+  import bench_util  # pylint: disable=g-import-not-at-top
+  size, page = 64 * 2**20, mmap.PAGESIZE
+  with bench_util.HostCost() as idle:
+    pass
+  with bench_util.HostCost() as touching:
+    for _ in range(2):  # Fresh 64 MB, one byte written per page.
+      with mmap.mmap(-1, size) as block:
+        for offset in range(0, size, page):
+          block[offset] = 1
+  assert idle.per_call(1)["page_faults_mb"] < 8
+  cost = touching.per_call(2)
+  assert cost["page_faults_mb"] >= 48, cost
+  assert cost["kernel_cpu_s"] > 0.0, cost

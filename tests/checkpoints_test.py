@@ -17,6 +17,7 @@ import pytest
 
 from repo_configs import REPO
 from repo_configs import load_config
+from xla_flags_for_tests import xla_flags
 from xsup import export
 from xsup import main as xsup_main
 from xsup.train import checkpoints
@@ -164,7 +165,7 @@ def test_no_intact_step_is_a_one_line_error(trained, tmp_path):
     assert "[4, 2]" in message
   assert sorted(os.listdir(directory)) == ["2", "4"]  # Nothing moved.
   # The command line prints that line, not a traceback.
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(1))
   result = subprocess.run(
       [sys.executable, "-m", "xsup.main", "--config",
        os.path.join(REPO, "configs", "ites_teacher_synthetic.py:tiny"),

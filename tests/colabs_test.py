@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from repo_configs import REPO
+from xla_flags_for_tests import xla_flags
 
 NOTEBOOKS = ("lifting_quickstart.ipynb", "image_quickstart.ipynb")
 
@@ -28,7 +29,7 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
              PYTHONPATH=os.pathsep.join(
                  [REPO] + [p for p in os.environ.get(
                      "PYTHONPATH", "").split(os.pathsep) if p]),
-             XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             XLA_FLAGS=xla_flags(1),
              MPLBACKEND="Agg",
              TMPDIR=str(tmp_path))  # The notebooks' mkdtemp lands here.
   client = nbclient.NotebookClient(

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from repo_configs import load_config
 from repo_configs import REPO
+from repo_configs import load_config
+from xla_flags_for_tests import xla_flags
 from xsup import export
 from xsup import main as xsup_main
 from xsup.data import lifting as lifting_data
@@ -35,7 +36,7 @@ def test_unknown_variant_is_rejected():
 def test_cli_trains_evaluates_exports_teacher_then_student(tmp_path):
   data_dir = str(tmp_path / "tfds")
   teacher_dir = str(tmp_path / "teacher")
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(2))
   cmd = [sys.executable, "-m", "xsup.main",
          "--config", os.path.join(REPO, "configs",
                                   "ites_teacher_synthetic.py:tiny"),

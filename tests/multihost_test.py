@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 from repo_configs import REPO
+from xla_flags_for_tests import xla_flags
 from xsup import multihost
 from xsup.data import sources
 from xsup.train import loop
@@ -318,7 +319,7 @@ def test_settings_come_from_flags_then_environment_then_cluster(monkeypatch):
 def test_unreachable_coordinator_stops_the_run(tmp_path):
   workdir = tmp_path / "run"
   port = _free_port()  # Nothing listens there.
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(2))
   result = subprocess.run(
       [sys.executable, "-m", "xsup.main", "--config",
        os.path.join(REPO, "configs", "ites_teacher_synthetic.py:tiny"),

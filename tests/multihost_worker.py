@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from xla_flags_for_tests import xla_flags
+
 
 def main():
   parser = argparse.ArgumentParser()
@@ -26,8 +28,7 @@ def main():
   args, rest = parser.parse_known_args()
   if rest and rest[0] == "--":
     rest = rest[1:]
-  os.environ["XLA_FLAGS"] = (
-      f"--xla_force_host_platform_device_count={args.devices}")
+  os.environ["XLA_FLAGS"] = xla_flags(args.devices)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
   from xsup import main as xsup_main  # pylint: disable=g-import-not-at-top
