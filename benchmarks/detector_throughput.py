@@ -15,7 +15,8 @@ small losses); the whole S2 step cannot be compared side by side because the
 authors' step needs SMPL model files.
 
 `--impl xsup` (default) builds `xsup.models.detector.IntegralDetector` from
-the S2 config with the preset's overrides (`xsup_presets.PRESETS`).
+the S2 config with the preset's overrides (`xsup_presets.PRESETS`); run as
+a script, it first restarts as the command line does (`xsup.host_memory`).
 `--impl reference --reference_repo PATH` builds the authors' PyTorch module
 (`modules/keypoint_detector_integral_multi.KPDetector3DMulti` of a checkout
 of github Charrrrrlie/X-as-Supervision; run with a Python that has torch

@@ -9,7 +9,11 @@ Measures, at the paper's shapes (batch 128, 1024-wide 6-layer teacher,
   * compiles of each program (one per shape expected) and peak memory
     (device allocator on accelerators, process peak RSS on CPU);
   * achieved TFLOP/s of both, and their fraction of the machine's measured
-    matmul ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it).
+    matmul ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it);
+  * the training step's kernel CPU time and page faults
+    (`bench_util.HostCost`).
+Run as a script with `--impl xsup`, it first restarts as the command line
+does (`xsup.host_memory`: 2 MB pages for XLA:CPU's buffers).
 One JSON line per (implementation, stage).
 
 `--impl reference` times the same steps of the authors' PyTorch networks

@@ -18,8 +18,10 @@ images/s (target + synthetic images through the detector), seconds per
 step, compile seconds and peak memory (device allocator on accelerators,
 process peak RSS on CPU, which includes the whole Python process), the
 step's FLOPs (XLA's cost analysis) and achieved TFLOP/s, the MFU against a
-known chip's peak, and the fraction of the machine's measured matmul
-ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it).
+known chip's peak, the fraction of the machine's measured matmul
+ceiling (`bench_util.matmul_ceiling`; `--no_ceiling` skips it), and the
+kernel CPU time and page faults per step (`bench_util.HostCost`). Run as a
+script, it first restarts as the command line does (`xsup.host_memory`).
 
     python benchmarks/xsup_throughput.py [--preset r18_128] \
         [--preset r50_256] [--batch 8] [--views 4] [--steps 10] \
