@@ -32,7 +32,8 @@ processes, alternating, so both see the same machine load.
 
 Prints one JSON line per preset: detector images/s, seconds per step, the first
 step's seconds (compile included for xsup), process peak RSS and, for xsup,
-the step's FLOPs (XLA's cost analysis) and achieved TFLOP/s.
+the step's FLOPs (XLA's cost analysis), achieved TFLOP/s, and kernel CPU time
+and page faults per step (`bench_util.HostCost`).
 """
 
 import argparse
@@ -78,7 +79,7 @@ def xsup_numbers(preset: str, images: np.ndarray, steps: int, dtype: str,
   import jax
   import jax.numpy as jnp
   import optax
-  from bench_util import cost_flops
+  from bench_util import HostCost, cost_flops
   from xsup.models import detector as detector_lib
   from xsup.models import physique as physique_lib
   from xsup.models import precision
@@ -135,13 +136,16 @@ def xsup_numbers(preset: str, images: np.ndarray, steps: int, dtype: str,
   first_s = time.perf_counter() - start
   flops = cost_flops(compiled)
   start = time.perf_counter()
-  for _ in range(steps):
-    state, loss = compiled(state, x)
-  jax.block_until_ready(loss)
+  with HostCost() as host:
+    for _ in range(steps):
+      state, loss = compiled(state, x)
+    jax.block_until_ready(loss)
   per_step = (time.perf_counter() - start) / steps
   return {"impl": "xsup", "dtype": dtype, "depth_dim": model_config.depth_dim,
           "step_s": per_step, "first_step_s": first_s, "step_flops": flops,
           "achieved_tflops": flops / per_step / 1e12,
+          **{f"{k}_per_step": v for k, v in host.per_call(steps).items()},
+          "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
           "finite": bool(np.isfinite(float(loss)))}
 
 

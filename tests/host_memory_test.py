@@ -77,3 +77,27 @@ def test_the_restarted_process_has_the_tunable(opt_out):
     assert out == "restarted|glibc.malloc.hugetlb=1|1"
   else:
     assert out == "start||"
+
+
+def test_the_command_line_restarts_before_parsing_its_flags(tmp_path):
+  # A config file that reports the environment it is loaded in, then stops.
+  config = tmp_path / "report.py"
+  config.write_text(
+      "import os, sys\n"
+      "def get_config():\n"
+      "  print('|'.join(os.environ.get(k, '') for k in "
+      f"('GLIBC_TUNABLES', {host_memory.RESTARTED!r})))\n"
+      "  sys.exit(0)\n")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("GLIBC_TUNABLES", host_memory.RESTARTED,
+                      host_memory.OPT_OUT)}
+  out = subprocess.run(
+      [sys.executable, "-m", "xsup.main", "--config", str(config),
+       "--workdir", str(tmp_path / "run")],
+      env=env, capture_output=True, text=True, timeout=300, check=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  expected = host_memory.should_restart(
+      env, platform.system(), host_memory.glibc_version(),
+      host_memory.transparent_huge_page_mode())
+  last = out.stdout.strip().splitlines()[-1]
+  assert last == ("glibc.malloc.hugetlb=1|1" if expected else "|")

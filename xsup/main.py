@@ -16,14 +16,29 @@ import importlib
 import os
 import sys
 
+from xsup import host_memory
+
+
+def _restart_with_huge_pages():
+  """Restarts as `python -m xsup.main <same arguments>` where that helps
+  (`xsup.host_memory`)."""
+  host_memory.restart_with_huge_pages(["-m", "xsup.main"] + sys.argv[1:])
+
+
+if __name__ == "__main__":
+  # Before the imports below, which take about a second and would otherwise
+  # be done again in the restarted process.
+  _restart_with_huge_pages()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 from absl import logging
 import jax
 from ml_collections import config_flags
 
-from xsup import host_memory
 from xsup import multihost
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 
@@ -135,12 +150,13 @@ def run():
 
 
 def cli():
-  """The command line's entry point: `run()`, in a process restarted once
+  """The `xsup` command's entry point: `run()`, in a process restarted once
   with 2 MB pages for XLA:CPU's buffers where that helps
-  (`xsup.host_memory`)."""
-  host_memory.restart_with_huge_pages(["-m", "xsup.main"] + sys.argv[1:])
+  (`xsup.host_memory`; `python -m xsup.main` restarts at the top of this
+  module)."""
+  _restart_with_huge_pages()
   run()
 
 
 if __name__ == "__main__":
-  cli()
+  run()
